@@ -39,7 +39,7 @@ import torchmetrics
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["RNNCell", "RNN", "ManyToOne", "ManyToMany", "RNNSystem", "LossHistory", "fit"]
+__all__ = ["RNNCell", "RNN", "ManyToOne", "ManyToMany", "RNNSystem", "LossHistory", "fit", "generate"]
 
 
 def check_sequence(x: torch.Tensor, input_size: int, name: str = "x") -> None:
@@ -296,17 +296,17 @@ def fit(
     train: torch.utils.data.DataLoader,
     val: torch.utils.data.DataLoader | None = None,
     max_epochs: int = 100,
-    seed: int = 0,
     progress: bool = False,
     accelerator: str = "cpu",
     callbacks: list[pl.Callback] | None = None,
 ) -> pl.Trainer:
-    """Train ``system`` reproducibly (seeded, deterministic) and return the trainer.
+    """Train ``system`` with deterministic algorithms and return the trainer.
 
+    Seed *before* building the system (``pl.seed_everything(0)``): the initial weights come from
+    the random state at construction time, and the same seed then gives the same result run to run.
     ``progress=True`` shows Lightning's progress bar (the command line uses it); pages and tests
     keep it off because it writes to standard output.
     """
-    pl.seed_everything(seed, workers=True, verbose=False)
     trainer = pl.Trainer(
         max_epochs=max_epochs,
         accelerator=accelerator,
@@ -327,11 +327,30 @@ def fit(
         with warnings.catch_warnings():
             # in-memory tensors need no worker processes; Lightning's hint about them is noise here
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            # training without validation data is a choice of the caller, not a mistake
+            warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
             trainer.fit(system, train, val)
     finally:
         quiet.setLevel(level)
     return trainer
 # --8<-- [end:fit]
+
+
+@torch.no_grad()
+def generate(model: nn.Module, prefix: list[int], steps: int, vocab_size: int) -> list[int]:
+    """Greedy generation with a next-token :class:`ManyToMany` model on one-hot inputs.
+
+    Each new token is the argmax at the last step; the whole prefix is re-read every time,
+    which is O(T^2) but keeps the model's interface to plain (N, T, D) sequences.
+    """
+    if not prefix:
+        raise ValueError("expected a non-empty prefix of token ids to start generating from")
+    device = next(model.parameters()).device
+    ids = list(prefix)
+    for _ in range(steps):
+        x = F.one_hot(torch.tensor([ids], device=device), vocab_size).float()  # (1, t, V)
+        ids.append(int(model(x)[0, -1].argmax()))
+    return ids
 
 
 def _hello_demo(args: argparse.Namespace) -> None:
@@ -341,12 +360,14 @@ def _hello_demo(args: argparse.Namespace) -> None:
     x = F.one_hot(ids[:-1], len(chars)).float().unsqueeze(0)  # (1, 4, 4)
     y = ids[1:].unsqueeze(0)  # (1, 4)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=1)
+    pl.seed_everything(args.seed)
     system = RNNSystem(len(chars), args.hidden, len(chars), head="many_to_many", lr=0.05)
     fit(system, loader, max_epochs=args.epochs, progress=True, accelerator=args.accelerator)
     with torch.no_grad():
         pred = system(x.to(system.device)).argmax(-1)[0].tolist()
     print("input 'hell' -> predicted next characters", repr("".join(chars[i] for i in pred)))
-    print("generated:", "h" + "".join(chars[i] for i in pred))
+    generated = generate(system.model, [chars.index("h")], steps=4, vocab_size=len(chars))
+    print("generated from 'h':", "".join(chars[i] for i in generated))
 
 
 def _sequence_demo(args: argparse.Namespace) -> None:
@@ -354,6 +375,7 @@ def _sequence_demo(args: argparse.Namespace) -> None:
     x = ((i + torch.arange(4)) / 10).unsqueeze(-1)  # (6, 4, 1)
     y = (i + 4) / 10  # (6, 1)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=6)
+    pl.seed_everything(args.seed)
     system = RNNSystem(1, args.hidden, 1, head="many_to_one", task="regression", lr=0.01)
     fit(system, loader, max_epochs=args.epochs, progress=True, accelerator=args.accelerator)
     probe = torch.tensor([[0.6, 0.7, 0.8, 0.9], [-0.1, 0.0, 0.1, 0.2]]).unsqueeze(-1)  # (2, 4, 1)
@@ -368,6 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task", choices=["hello", "sequence"], default="hello")
     parser.add_argument("--hidden", type=int, default=8, help="H, the number of hidden units")
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
     args = parser.parse_args(argv)
     (_hello_demo if args.task == "hello" else _sequence_demo)(args)
