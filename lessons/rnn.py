@@ -307,28 +307,30 @@ def fit(
     ``progress=True`` shows Lightning's progress bar (the command line uses it); pages and tests
     keep it off because it writes to standard output.
     """
-    trainer = pl.Trainer(
-        max_epochs=max_epochs,
-        accelerator=accelerator,
-        devices=1,
-        deterministic=True,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=progress,
-        enable_progress_bar=progress,
-        log_every_n_steps=1,
-        callbacks=callbacks,
-    )
     quiet = logging.getLogger("pytorch_lightning")
     level = quiet.level
     if not progress:  # the "GPU available / TPU available" banner says nothing on a page
         quiet.setLevel(logging.WARNING)
     try:
+        trainer = pl.Trainer(
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=1,
+            deterministic=True,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=progress,
+            enable_progress_bar=progress,
+            log_every_n_steps=1,
+            callbacks=callbacks,
+        )
         with warnings.catch_warnings():
             # in-memory tensors need no worker processes; Lightning's hint about them is noise here
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             # training without validation data is a choice of the caller, not a mistake
             warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
+            # torch 2.13 deprecates a pytree class that Lightning 2.6.6 still checks for
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
             trainer.fit(system, train, val)
     finally:
         quiet.setLevel(level)

@@ -1,0 +1,127 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # RNN 실습 노트북
+#
+# [순환 신경망(RNN)](../rnn.md) 장의 모델을 학습시키고 그림으로 살펴봅니다.
+# 이 노트북은 사이트를 만들 때마다 처음부터 실행되므로, 그림은 모두 지금 코드가 만든 결과입니다.
+# 저장소 루트에서 `jupyter lab`으로 열거나, 위의 내려받기 버튼으로 받은 `.py` 파일을 jupytext로 열 수 있습니다.
+
+# %%
+LANG = "ko"
+
+# %%
+import importlib.util
+import pathlib
+import warnings
+
+import matplotlib.pyplot as plt
+import pytorch_lightning as pl
+import torch
+from matplotlib import font_manager
+from torch.utils.data import DataLoader, TensorDataset
+
+from lessons.datasets import char_sequence, sequence_windows
+from lessons.rnn import LossHistory, RNNSystem, fit, generate
+
+# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
+# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+fonts = pathlib.Path(importlib.util.find_spec("koreanize_matplotlib").submodule_search_locations[0]) / "fonts"
+font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
+plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False, "figure.dpi": 100})
+warnings.filterwarnings("error", message="Glyph .* missing")
+
+TEXT = {
+    "ko": {
+        "epoch": "에포크", "loss": "훈련 손실 (MSE, 로그 축)", "loss_title": "다음 값 예측: 손실 곡선",
+        "x": "입력의 마지막 값", "y": "예측한 다음 값", "pred_title": "학습 범위 안과 밖의 예측",
+        "train": "훈련 데이터", "probe": "학습 범위 밖 입력", "ideal": "정답 (마지막 값 + 0.1)",
+        "step": "시점 (입력 글자)", "unit": "은닉 유닛", "state_title": "'hello'를 만드는 동안의 은닉 상태",
+    },
+    "en": {
+        "epoch": "epoch", "loss": "training loss (MSE, log scale)", "loss_title": "Next value: loss curve",
+        "x": "last value of the input", "y": "predicted next value", "pred_title": "Inside and outside the training range",
+        "train": "training data", "probe": "outside the training range", "ideal": "target (last value + 0.1)",
+        "step": "time step (input character)", "unit": "hidden unit", "state_title": "Hidden state while writing 'hello'",
+    },
+}[LANG]
+
+# %% [markdown]
+# ## 다음 값 예측의 손실 곡선
+#
+# 값 네 개로 다음 값을 맞히는 다대일 모델을 장 본문과 같은 시드와 설정으로 학습시키고,
+# `LossHistory` 콜백이 모은 에포크별 훈련 손실을 그립니다.
+
+# %%
+x, y = sequence_windows()
+pl.seed_everything(0, verbose=False)
+system = RNNSystem(input_size=1, hidden_size=10, output_size=1, head="many_to_one", task="regression", lr=0.01)
+history = LossHistory()
+fit(system, DataLoader(TensorDataset(x, y), batch_size=6), max_epochs=300, callbacks=[history])
+
+losses = history.history["train_loss"]
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.semilogy(range(1, len(losses) + 1), losses)
+ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["loss"], title=TEXT["loss_title"])
+ax.grid(True, alpha=0.3)
+plt.show()
+print(f"first epoch {losses[0]:.4f}, last epoch {losses[-1]:.6f}")
+assert losses[-1] < losses[0] / 1000  # the build fails if training stops working
+
+# %% [markdown]
+# ## 학습 범위 안과 밖의 예측
+#
+# 훈련 창 여섯 개와, 본문에서 검사한 학습 범위 밖의 두 입력을 함께 그립니다.
+# 점이 점선에 가까울수록 정답에 가깝습니다.
+
+# %%
+probe = torch.tensor([[0.6, 0.7, 0.8, 0.9], [-0.1, 0.0, 0.1, 0.2]]).unsqueeze(-1)  # (2, 4, 1)
+with torch.no_grad():
+    train_pred = system(x).squeeze(-1)
+    probe_pred = system(probe).squeeze(-1)
+
+fig, ax = plt.subplots(figsize=(5, 4))
+line = torch.linspace(-0.2, 1.0, 2)
+ax.plot(line, line + 0.1, "k--", linewidth=1, label=TEXT["ideal"])
+ax.scatter(x[:, -1, 0], train_pred, label=TEXT["train"])
+ax.scatter(probe[:, -1, 0], probe_pred, marker="s", label=TEXT["probe"])
+ax.set(xlabel=TEXT["x"], ylabel=TEXT["y"], title=TEXT["pred_title"])
+ax.legend()
+ax.grid(True, alpha=0.3)
+plt.show()
+print([round(v, 2) for v in probe_pred.tolist()])
+assert ((probe_pred - torch.tensor([1.0, 0.3])).abs() < 0.1).all()  # the lesson's tolerance
+
+# %% [markdown]
+# ## 'hello'를 만드는 동안의 은닉 상태
+#
+# 글자 단위 모델이 "h"에서 시작해 "hello"를 만드는 동안 은닉 상태 8개 값이 어떻게 바뀌는지 봅니다.
+# 두 l 시점의 은닉 상태가 서로 다르기 때문에 첫 l 다음에는 l을, 두 번째 l 다음에는 o를 고를 수 있습니다.
+
+# %%
+vocab, xc, yc = char_sequence("hello")
+pl.seed_everything(0, verbose=False)
+char_system = RNNSystem(input_size=4, hidden_size=8, output_size=4, head="many_to_many", lr=0.05)
+fit(char_system, DataLoader(TensorDataset(xc, yc), batch_size=1), max_epochs=100)
+
+ids = generate(char_system.model, vocab.encode("h"), steps=4, vocab_size=len(vocab))
+print(vocab.decode(ids))
+assert vocab.decode(ids) == "hello"
+with torch.no_grad():
+    inputs = torch.nn.functional.one_hot(torch.tensor([ids[:-1]]), len(vocab)).float()  # (1, 4, 4)
+    hs, _ = char_system.model.rnn(inputs)  # (1, T, H)
+
+fig, ax = plt.subplots(figsize=(5, 4))
+image = ax.imshow(hs[0].T, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+ax.set_xticks(range(len(ids) - 1), [f"{t}: {c}" for t, c in enumerate(vocab.decode(ids[:-1]), start=1)])
+ax.set(xlabel=TEXT["step"], ylabel=TEXT["unit"], title=TEXT["state_title"])
+fig.colorbar(image, ax=ax, label="h")
+plt.show()
