@@ -1,0 +1,37 @@
+# Two commands (see README):
+#   make serve   set everything up, build the site and serve it at http://127.0.0.1:8000
+#   make test    set everything up and run the whole test suite (pages, lessons, site, browser)
+# Set-up is incremental: the venv and node_modules are rebuilt only when their lock files change.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup serve build test test-slow clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "); run: make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+serve: setup
+	$(BIN)/mkdocs serve --strict
+
+build: setup
+	$(BIN)/mkdocs build --strict
+
+test: setup
+	$(BIN)/pytest
+
+test-slow: setup
+	$(BIN)/pytest -m slow
+
+clean:
+	rm -rf site .pytest_cache
