@@ -4,18 +4,16 @@ A recurrent layer reads a sequence one time step at a time and carries a hidden 
 step to step; unrolled in time, every step is the *same* layer with the same weights.
 With row vectors, as in the course notes' shape rule (1, D)(D, H) = (1, H):
 
-.. math::
-
-    h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b), \qquad h_0 = 0
-
-    y_t = h_t W_{hy} + c
+$$
+h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b), \qquad h_0 = 0, \qquad y_t = h_t W_{hy} + c
+$$
 
 Shapes follow d2l's letters: N batch, T time steps, D input features, H hidden units,
 C outputs (classes or regression targets). ``x`` is batch-first, (N, T, D).
 
-Contents: :class:`RNNCell` (one step), :class:`RNN` (the cell unrolled over T, with the input
-projection of all steps done in one matrix product), heads :class:`ManyToOne` and
-:class:`ManyToMany`, the training system :class:`RNNSystem`, and :func:`fit`.
+Contents: `RNNCell` (one step), `RNN` (the cell unrolled over T, with the input projection of
+all steps done in one matrix product), the heads `ManyToOne` and `ManyToMany`, the training
+system `RNNSystem`, the `fit` helper and greedy `generate`.
 
 To run:
     python lessons/rnn.py                          # char model, "hell" -> "hello"
@@ -70,7 +68,7 @@ def _check_state(h: torch.Tensor, batch_size: int, hidden_size: int, like: torch
 
 # --8<-- [start:cell]
 class RNNCell(nn.Module):
-    r"""One step of a vanilla RNN: :math:`h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b)`.
+    r"""One step of a vanilla RNN: $h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b)$.
 
     Parameters
     ----------
@@ -114,7 +112,7 @@ class RNNCell(nn.Module):
 class RNN(nn.Module):
     """The cell unrolled over time: (N, T, D) → (N, T, H), plus the last state h_T of shape (N, H).
 
-    Every time step uses the *same* :class:`RNNCell` (shared weights). The input projection
+    Every time step uses the *same* `RNNCell` (shared weights). The input projection
     ``x W_xh + b`` does not depend on the state, so it is computed for all T steps in one
     matrix product before the loop; only ``h_{t-1} W_hh`` stays inside it.
 
@@ -149,7 +147,7 @@ class RNN(nn.Module):
 
     @classmethod
     def from_torch(cls, reference: nn.RNN) -> "RNN":
-        """Build an :class:`RNN` holding a copy of a one-layer ``torch.nn.RNN``'s weights.
+        """Build an `RNN` holding a copy of a one-layer ``torch.nn.RNN``'s weights.
 
         PyTorch stores ``weight_ih`` as (H, D) and two biases; this lesson uses the row-vector
         form, so ``W_xh = weight_ih.T``, ``W_hh = weight_hh.T`` and ``b = b_ih + b_hh``.
@@ -208,7 +206,7 @@ HEADS = {"many_to_one": ManyToOne, "many_to_many": ManyToMany}
 
 # --8<-- [start:system]
 class RNNSystem(pl.LightningModule):
-    """Trains a :class:`ManyToOne` or :class:`ManyToMany` RNN with Lightning.
+    """Trains a `ManyToOne` or `ManyToMany` RNN with Lightning.
 
     Parameters
     ----------
@@ -340,7 +338,7 @@ def fit(
 
 @torch.no_grad()
 def generate(model: nn.Module, prefix: list[int], steps: int, vocab_size: int) -> list[int]:
-    """Greedy generation with a next-token :class:`ManyToMany` model on one-hot inputs.
+    """Greedy generation with a next-token `ManyToMany` model on one-hot inputs.
 
     Each new token is the argmax at the last step; the whole prefix is re-read every time,
     which is O(T^2) but keeps the model's interface to plain (N, T, D) sequences.
