@@ -1,0 +1,210 @@
+r"""One line that says what the lesson builds (here: a vanilla RNN that classifies toy sequences).
+
+Template note (delete this paragraph): copy this file to `lessons/<name>.py`, then replace
+`topic` with the lesson name and `Topic` with its class prefix (CONTRIBUTING.md shows the
+commands). The example content, a vanilla RNN that tells whether a sequence of +1/-1 values sums
+to more than zero, only makes the skeleton run and its test pass; replace it with the lesson's
+model and keep the shape of the file: docstring, model (`nn.Module`) from the equations, training
+system (`LightningModule`), `__main__`.
+
+The equations, with the symbols of the page (row vectors, so $x_t W_{xh}$ is $(N, D)(D, H) = (N, H)$):
+
+$$
+h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b_h), \qquad h_0 = 0, \qquad \hat{y} = h_T W_{hq} + b_q
+$$
+
+Shapes use d2l's letters: N batch, T time steps, D input features, H hidden units, C classes.
+`x` is batch-first, (N, T, D).
+
+To run:
+    python lessons/topic.py                        # train on CPU, print the test metrics
+    python lessons/topic.py --epochs 40 --accelerator gpu
+
+The file imports only the standard library, torch, pytorch_lightning and torchmetrics, so it
+can be copied into a project on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+
+import pytorch_lightning as pl
+import torch
+import torchmetrics
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+__all__ = ["TopicCell", "TopicModel", "TopicClassifier", "make_data", "train"]
+
+
+# --8<-- [start:cell]
+class TopicCell(nn.Module):
+    r"""One time step: $h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b_h)$.
+
+    Parameters
+    ----------
+    input_size : int
+        D, the number of features of one input vector `x_t`.
+    hidden_size : int
+        H, the number of hidden units.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.W_xh = nn.Parameter(torch.empty(input_size, hidden_size))  # (D, H)
+        self.W_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))  # (H, H)
+        self.b_h = nn.Parameter(torch.empty(hidden_size))  # (H,)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform in $\\pm 1/\\sqrt{H}$, like `torch.nn.RNN`."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(self, x_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
+        """Next hidden state (N, H) from the input `x_t` (N, D) and the previous state (N, H)."""
+        # $$h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b_h)$$
+        return torch.tanh(x_t @ self.W_xh + h_prev @ self.W_hh + self.b_h)  # (N, H)
+# --8<-- [end:cell]
+
+
+# --8<-- [start:model]
+class TopicModel(nn.Module):
+    """Many-to-one model: read the whole sequence, classify it from the last hidden state.
+
+    Parameters
+    ----------
+    input_size : int
+        D, input features per time step.
+    hidden_size : int
+        H, hidden units.
+    num_classes : int
+        C, output classes.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_classes: int) -> None:
+        super().__init__()
+        self.cell = TopicCell(input_size, hidden_size)
+        self.head = nn.Linear(hidden_size, num_classes)  # W_hq: (H, C), b_q: (C,)
+
+    def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
+        """All hidden states (N, T, H) of a batch `x` of shape (N, T, D), starting from $h_0 = 0$."""
+        if x.dim() != 3 or x.shape[-1] != self.cell.input_size:
+            raise ValueError(f"expected x of shape (N, T, D) = (*, *, {self.cell.input_size}), got {tuple(x.shape)}")
+        h = x.new_zeros(x.shape[0], self.cell.hidden_size)  # (N, H)
+        hs = []
+        for x_t in x.unbind(dim=1):  # T tensors of (N, D); unbind once, not x[:, t] in the loop
+            h = self.cell(x_t, h)  # (N, H)
+            hs.append(h)
+        return torch.stack(hs, dim=1)  # (N, T, H)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores (N, C) for a batch `x` of shape (N, T, D)."""
+        # $$\hat{y} = h_T W_{hq} + b_q$$
+        return self.head(self.hidden_states(x)[:, -1])  # (N, C)
+# --8<-- [end:model]
+
+
+# --8<-- [start:system]
+class TopicClassifier(pl.LightningModule):
+    """Training system for `TopicModel`: cross-entropy loss, accuracy per stage.
+
+    Parameters
+    ----------
+    input_size, hidden_size, num_classes : int
+        Passed to `TopicModel`.
+    lr : float
+        Learning rate of Adam.
+    """
+
+    def __init__(self, input_size: int = 1, hidden_size: int = 16, num_classes: int = 2, lr: float = 0.02) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = TopicModel(input_size, hidden_size, num_classes)
+        # One metric object per stage, so their states never mix.
+        self.train_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+        self.val_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+        self.test_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)  # (N, C)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch  # (N, T, D), (N,)
+        logits = self(x)  # (N, C)
+        loss = F.cross_entropy(logits, y)
+        acc = getattr(self, f"{stage}_acc")
+        acc(logits, y)
+        # Epoch means in every stage, so train_loss is comparable with val_loss.
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+# --8<-- [end:system]
+
+
+def make_data(num_sequences: int = 768, num_steps: int = 9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Toy many-to-one data: `x` (N, T, 1) of +1/-1 values, `y` (N,) is 1 when they sum to more than 0.
+
+    T is odd by default, so the sum is never 0 and both classes are about equally frequent.
+    Generated from `seed` alone: no download, same data on every machine.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 2, (num_sequences, num_steps, 1), generator=g).float() * 2 - 1  # (N, T, 1)
+    y = (x.sum(dim=(1, 2)) > 0).long()  # (N,)
+    return x, y
+
+
+def train(
+    max_epochs: int = 20, accelerator: str = "cpu", seed: int = 0, callbacks: list[pl.Callback] | None = None
+) -> tuple[TopicClassifier, pl.Trainer]:
+    """Train on a 4:1:1 train/validation/test split of `make_data`, then test; deterministic for a seed."""
+    pl.seed_everything(seed, workers=True, verbose=False)
+    x, y = make_data(seed=seed)
+    n = len(x) // 6
+    splits = [(x[2 * n :], y[2 * n :]), (x[:n], y[:n]), (x[n : 2 * n], y[n : 2 * n])]  # train, val, test
+    train_dl, val_dl, test_dl = (
+        DataLoader(TensorDataset(*s), batch_size=64, shuffle=(i == 0)) for i, s in enumerate(splits)
+    )
+    system = TopicClassifier()
+    trainer = pl.Trainer(
+        max_epochs=max_epochs,
+        accelerator=accelerator,
+        devices=1,
+        deterministic=True,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
+    trainer.fit(system, train_dl, val_dl)
+    trainer.test(system, test_dl, verbose=False)
+    return system, trainer
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    _, trainer = train(args.epochs, args.accelerator, args.seed)
+    print({name: round(value.item(), 4) for name, value in sorted(trainer.callback_metrics.items())})

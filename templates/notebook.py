@@ -1,0 +1,89 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 레슨 제목: 실습 노트북 { #topic-notebook }
+#
+# [레슨 제목](../topic.md) 장의 모델을 학습시키고 그림으로 살펴봅니다.
+# 이 노트북은 사이트를 만들 때마다 처음부터 실행되므로 그림은 모두 지금 코드가 만든 결과입니다.
+#
+# 템플릿 안내(이 문단은 지웁니다): `docs/notebooks/<이름>.py`로 복사하고 영어 노트북도 함께 복사합니다.
+# 두 노트북의 코드 셀은 `LANG` 줄 하나만 빼고 같아야 합니다. 그림의 글은 아래 `TEXT`에서 고릅니다.
+
+# %%
+LANG = "ko"
+
+# %%
+import importlib.util
+import logging
+import pathlib
+import warnings
+
+import matplotlib.pyplot as plt
+import pytorch_lightning as pl
+from matplotlib import font_manager
+
+from lessons.topic import make_data, train
+
+# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
+# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+fonts = pathlib.Path(importlib.util.find_spec("koreanize_matplotlib").submodule_search_locations[0]) / "fonts"
+font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
+plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False, "figure.dpi": 100})
+warnings.filterwarnings("error", message="Glyph .* missing")
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+
+TEXT = {
+    "ko": {"epoch": "에포크", "loss": "훈련 손실", "loss_title": "손실 곡선",
+           "step": "시점 $t$", "unit": "은닉 유닛", "state_title": "시퀀스 하나를 읽는 동안의 은닉 상태 $h_t$"},
+    "en": {"epoch": "epoch", "loss": "training loss", "loss_title": "Loss curve",
+           "step": "time step $t$", "unit": "hidden unit", "state_title": "Hidden state $h_t$ while reading one sequence"},
+}[LANG]
+
+# %% [markdown]
+# ## 손실 곡선 { #loss-curve }
+#
+# 장 본문과 같은 시드로 학습시키면서 에포크마다 훈련 손실을 모아 그립니다.
+
+
+# %%
+class EpochLoss(pl.Callback):
+    """Collects the training loss at the end of every epoch."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.values.append(trainer.callback_metrics["train_loss"].item())
+
+
+history = EpochLoss()
+system, trainer = train(max_epochs=10, seed=0, callbacks=[history])
+
+fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+ax.plot(range(1, len(history.values) + 1), history.values, marker="o")
+ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["loss"], title=TEXT["loss_title"])
+plt.show()
+
+# %% [markdown]
+# ## 은닉 상태 { #hidden-states }
+#
+# 학습한 모델이 시퀀스 하나를 읽는 동안 은닉 상태의 각 유닛이 어떻게 변하는지 봅니다.
+
+# %%
+x, y = make_data()
+states = system.model.hidden_states(x[:1]).detach()[0]  # (T, H)
+
+fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+image = ax.imshow(states.T, aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
+ax.set_xticks(range(x.shape[1]), [f"{v:+.0f}" for v in x[0, :, 0].tolist()])
+ax.set(xlabel=TEXT["step"], ylabel=TEXT["unit"], title=TEXT["state_title"])
+fig.colorbar(image, ax=ax)
+plt.show()
