@@ -273,10 +273,13 @@ def heading_problems(page: Page) -> list[str]:
 
 
 def include_fence_problems(page: Page) -> list[str]:
-    """An include inside a fence tagged exactly ``python`` would be executed by Sybil."""
+    """Code included outside a fence, or inside a fence tagged exactly ``python`` (Sybil would run it).
+
+    Includes of non-code files (a shared Markdown snippet) may stand outside fences.
+    """
     out = []
     for inc in page.includes:
-        if inc.fence is None:
+        if inc.fence is None and split_include(inc.target)[0].endswith(".py"):
             out.append(
                 f"{page.path}:{inc.line}: include {inc.target!r} outside a fence; put it in "
                 f'```python title="{inc.target.split(":")[0]}"'

@@ -251,7 +251,10 @@ def test_links_and_images_forms() -> None:
 
 
 def test_include_in_python_fence_is_caught() -> None:
-    text = '```python\n--8<-- "lessons/rnn.py:cell"\n```\n\n--8<-- "lessons/rnn.py:cell"\n;--8<-- "escaped.py"\n'
+    text = (
+        '```python\n--8<-- "lessons/rnn.py:cell"\n```\n\n--8<-- "lessons/rnn.py:cell"\n'
+        ';--8<-- "escaped.py"\n--8<-- "docs/snippets/abbreviations.md"\n'
+    )
     problems = dt.include_fence_problems(page(text))
     assert len(problems) == 2
     assert "inside a ```python fence" in problems[0]
