@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # RNN notebook
+# # RNN notebook { #rnn-notebook }
 #
 # We train the models of the [recurrent neural networks (RNN)](../rnn.md) lesson and look at them in plots.
 # The notebook runs from scratch every time the site is built, so every plot comes from the code as it is now.
@@ -55,7 +55,7 @@ TEXT = {
 }[LANG]
 
 # %% [markdown]
-# ## Loss curve of the next-value model
+# ## Loss curve of the next-value model { #loss-curve }
 #
 # We train the many-to-one model that predicts the next value from four, with the same seed and settings as the lesson,
 # and plot the training loss per epoch that the `LossHistory` callback collected.
@@ -77,7 +77,7 @@ print(f"first epoch {losses[0]:.4f}, last epoch {losses[-1]:.6f}")
 assert losses[-1] < losses[0] / 1000  # the build fails if training stops working
 
 # %% [markdown]
-# ## Predictions inside and outside the training range
+# ## Predictions inside and outside the training range { #predictions }
 #
 # The six training windows and the two inputs outside the training range that the lesson checks, in one plot.
 # The closer a point is to the dashed line, the closer it is to the target.
@@ -101,7 +101,7 @@ print([round(v, 2) for v in probe_pred.tolist()])
 assert ((probe_pred - torch.tensor([1.0, 0.3])).abs() < 0.1).all()  # the lesson's tolerance
 
 # %% [markdown]
-# ## The hidden state while writing 'hello'
+# ## The hidden state while writing 'hello' { #hidden-state }
 #
 # How the 8 values of the hidden state change while the character model writes "hello" starting from "h".
 # The hidden states at the two l's differ, which is how the model picks l after the first and o after the second.

@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # RNN 실습 노트북
+# # RNN 실습 노트북 { #rnn-notebook }
 #
 # [순환 신경망(RNN)](../rnn.md) 장의 모델을 학습시키고 그림으로 살펴봅니다.
 # 이 노트북은 사이트를 만들 때마다 처음부터 실행되므로, 그림은 모두 지금 코드가 만든 결과입니다.
@@ -55,7 +55,7 @@ TEXT = {
 }[LANG]
 
 # %% [markdown]
-# ## 다음 값 예측의 손실 곡선
+# ## 다음 값 예측의 손실 곡선 { #loss-curve }
 #
 # 값 네 개로 다음 값을 맞히는 다대일 모델을 장 본문과 같은 시드와 설정으로 학습시키고,
 # `LossHistory` 콜백이 모은 에포크별 훈련 손실을 그립니다.
@@ -77,7 +77,7 @@ print(f"first epoch {losses[0]:.4f}, last epoch {losses[-1]:.6f}")
 assert losses[-1] < losses[0] / 1000  # the build fails if training stops working
 
 # %% [markdown]
-# ## 학습 범위 안과 밖의 예측
+# ## 학습 범위 안과 밖의 예측 { #predictions }
 #
 # 훈련 창 여섯 개와, 본문에서 검사한 학습 범위 밖의 두 입력을 함께 그립니다.
 # 점이 점선에 가까울수록 정답에 가깝습니다.
@@ -101,7 +101,7 @@ print([round(v, 2) for v in probe_pred.tolist()])
 assert ((probe_pred - torch.tensor([1.0, 0.3])).abs() < 0.1).all()  # the lesson's tolerance
 
 # %% [markdown]
-# ## 'hello'를 만드는 동안의 은닉 상태
+# ## 'hello'를 만드는 동안의 은닉 상태 { #hidden-state }
 #
 # 글자 단위 모델이 "h"에서 시작해 "hello"를 만드는 동안 은닉 상태 8개 값이 어떻게 바뀌는지 봅니다.
 # 두 l 시점의 은닉 상태가 서로 다르기 때문에 첫 l 다음에는 l을, 두 번째 l 다음에는 o를 고를 수 있습니다.
