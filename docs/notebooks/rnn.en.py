@@ -34,23 +34,40 @@ from lessons.rnn import LossHistory, RNNSystem, fit, generate
 
 # Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
 # A missing glyph would draw empty boxes, so make it an error that fails the site build.
-fonts = pathlib.Path(importlib.util.find_spec("koreanize_matplotlib").submodule_search_locations[0]) / "fonts"
+spec = importlib.util.find_spec("koreanize_matplotlib")
+fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
 font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
-plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False, "figure.dpi": 100})
+plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
 warnings.filterwarnings("error", message="Glyph .* missing")
 
 TEXT = {
     "ko": {
-        "epoch": "에포크", "loss": "훈련 손실 (MSE, 로그 축)", "loss_title": "다음 값 예측: 손실 곡선",
-        "x": "입력의 마지막 값", "y": "예측한 다음 값", "pred_title": "학습 범위 안과 밖의 예측",
-        "train": "훈련 데이터", "probe": "학습 범위 밖 입력", "ideal": "정답 (마지막 값 + 0.1)",
-        "step": "시점 (입력 글자)", "unit": "은닉 유닛", "state_title": "'hello'를 만드는 동안의 은닉 상태",
+        "epoch": "에포크",
+        "loss": "훈련 손실 (MSE, 로그 축)",
+        "loss_title": "다음 값 예측: 손실 곡선",
+        "x": "입력의 마지막 값",
+        "y": "예측한 다음 값",
+        "pred_title": "학습 범위 안과 밖의 예측",
+        "train": "훈련 데이터",
+        "probe": "학습 범위 밖 입력",
+        "ideal": "정답 (마지막 값 + 0.1)",
+        "step": "시점 (입력 글자)",
+        "unit": "은닉 유닛",
+        "state_title": "'hello'를 만드는 동안의 은닉 상태",
     },
     "en": {
-        "epoch": "epoch", "loss": "training loss (MSE, log scale)", "loss_title": "Next value: loss curve",
-        "x": "last value of the input", "y": "predicted next value", "pred_title": "Inside and outside the training range",
-        "train": "training data", "probe": "outside the training range", "ideal": "target (last value + 0.1)",
-        "step": "time step (input character)", "unit": "hidden unit", "state_title": "Hidden state while writing 'hello'",
+        "epoch": "epoch",
+        "loss": "training loss (MSE, log scale)",
+        "loss_title": "Next value: loss curve",
+        "x": "last value of the input",
+        "y": "predicted next value",
+        "pred_title": "Inside and outside the training range",
+        "train": "training data",
+        "probe": "outside the training range",
+        "ideal": "target (last value + 0.1)",
+        "step": "time step (input character)",
+        "unit": "hidden unit",
+        "state_title": "Hidden state while writing 'hello'",
     },
 }[LANG]
 
@@ -63,9 +80,11 @@ TEXT = {
 # %%
 x, y = sequence_windows()
 pl.seed_everything(0, verbose=False)
-system = RNNSystem(input_size=1, hidden_size=10, output_size=1, head="many_to_one", task="regression", lr=0.01)
+system = RNNSystem(input_size=1, hidden_size=10, output_size=1,
+                   head="many_to_one", task="regression", lr=0.01)
 history = LossHistory()
-fit(system, DataLoader(TensorDataset(x, y), batch_size=6), max_epochs=300, callbacks=[history])
+loader = DataLoader(TensorDataset(x, y), batch_size=6)
+fit(system, loader, max_epochs=300, callbacks=[history])
 
 losses = history.history["train_loss"]
 fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -74,7 +93,7 @@ ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["loss"], title=TEXT["loss_title"])
 ax.grid(True, alpha=0.3)
 plt.show()
 print(f"first epoch {losses[0]:.4f}, last epoch {losses[-1]:.6f}")
-assert losses[-1] < losses[0] / 1000  # the build fails if training stops working
+assert losses[-1] < losses[0] / 1000  # a failing cell fails the site build
 
 # %% [markdown]
 # ## Predictions inside and outside the training range { #predictions }
@@ -83,7 +102,8 @@ assert losses[-1] < losses[0] / 1000  # the build fails if training stops workin
 # The closer a point is to the dashed line, the closer it is to the target.
 
 # %%
-probe = torch.tensor([[0.6, 0.7, 0.8, 0.9], [-0.1, 0.0, 0.1, 0.2]]).unsqueeze(-1)  # (2, 4, 1)
+probe = torch.tensor([[0.6, 0.7, 0.8, 0.9], [-0.1, 0.0, 0.1, 0.2]])
+probe = probe.unsqueeze(-1)  # (2, 4, 1)
 with torch.no_grad():
     train_pred = system(x).squeeze(-1)
     probe_pred = system(probe).squeeze(-1)
@@ -98,7 +118,8 @@ ax.legend()
 ax.grid(True, alpha=0.3)
 plt.show()
 print([round(v, 2) for v in probe_pred.tolist()])
-assert ((probe_pred - torch.tensor([1.0, 0.3])).abs() < 0.1).all()  # the lesson's tolerance
+# the lesson's tolerance: one step of the series
+assert ((probe_pred - torch.tensor([1.0, 0.3])).abs() < 0.1).all()
 
 # %% [markdown]
 # ## The hidden state while writing 'hello' { #hidden-state }
@@ -109,19 +130,22 @@ assert ((probe_pred - torch.tensor([1.0, 0.3])).abs() < 0.1).all()  # the lesson
 # %%
 vocab, xc, yc = char_sequence("hello")
 pl.seed_everything(0, verbose=False)
-char_system = RNNSystem(input_size=4, hidden_size=8, output_size=4, head="many_to_many", lr=0.05)
+char_system = RNNSystem(input_size=4, hidden_size=8, output_size=4,
+                        head="many_to_many", lr=0.05)
 fit(char_system, DataLoader(TensorDataset(xc, yc), batch_size=1), max_epochs=100)
 
-ids = generate(char_system.model, vocab.encode("h"), steps=4, vocab_size=len(vocab))
+V = len(vocab)
+ids = generate(char_system.model, vocab.encode("h"), steps=4, vocab_size=V)
 print(vocab.decode(ids))
 assert vocab.decode(ids) == "hello"
 with torch.no_grad():
-    inputs = torch.nn.functional.one_hot(torch.tensor([ids[:-1]]), len(vocab)).float()  # (1, 4, 4)
-    hs, _ = char_system.model.rnn(inputs)  # (1, T, H)
+    inputs = torch.nn.functional.one_hot(torch.tensor([ids[:-1]]), V).float()
+    hs, _ = char_system.model.rnn(inputs)  # (1, T, H) = (1, 4, 8)
 
 fig, ax = plt.subplots(figsize=(5, 4))
 image = ax.imshow(hs[0].T, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
-ax.set_xticks(range(len(ids) - 1), [f"{t}: {c}" for t, c in enumerate(vocab.decode(ids[:-1]), start=1)])
+steps = [f"{t}: {c}" for t, c in enumerate(vocab.decode(ids[:-1]), start=1)]
+ax.set_xticks(range(len(steps)), steps)
 ax.set(xlabel=TEXT["step"], ylabel=TEXT["unit"], title=TEXT["state_title"])
 fig.colorbar(image, ax=ax, label="h")
 plt.show()
