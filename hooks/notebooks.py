@@ -314,9 +314,9 @@ def on_page_content(html_content: str, page: Page, config: MkDocsConfig, files: 
         lang = _state["lang"]
         label = DOWNLOAD_LABEL.get(lang, DOWNLOAD_LABEL["en"])
         button = (
-            f'<a class="md-button nb-download" href="{html.escape(source_name)}" download '
-            f'title="{label} ({html.escape(source_name)})">'
-            f'<span class="twemoji">{DOWNLOAD_ICON}</span> {label} (.py)</a>'
+            f'<p class="nb-download"><a class="md-button" href="{html.escape(source_name)}" '
+            f'download title="{label} ({html.escape(source_name)})">'
+            f'<span class="twemoji">{DOWNLOAD_ICON}</span> {label} (.py)</a></p>'
         )
         html_content = button + html_content
     return html_content

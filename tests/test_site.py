@@ -239,7 +239,7 @@ def test_notebook_page_shows_its_plots(site_page, lang):
     )
     assert sizes and all(width > 0 for width in sizes), sizes
     # the download button serves the source
-    href = page.get_attribute("a.nb-download", "href")
+    href = page.get_attribute(".nb-download a[download]", "href")
     response = page.request.get(urljoin(page.url, href))
     assert response.ok
     assert response.body() == (DOCS / NOTEBOOK_SOURCES[lang]).read_bytes()
