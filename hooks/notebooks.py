@@ -22,8 +22,9 @@
    language, and a missing target is a warning (an error with ``--strict``).
 5. Notebook pages get no script from another origin (nbconvert's template adds a
    MathJax loader with an empty URL and a mermaid loader importing from a CDN;
-   math is typeset by docs/javascripts/katex.js instead) and get a button to
-   download the notebook source that ``include_source`` copies next to the page.
+   math is typeset by docs/javascripts/katex.js and mermaid fences by Material with
+   the site's own mermaid instead) and get a button to download the notebook
+   source that ``include_source`` copies next to the page.
 """
 
 from __future__ import annotations
@@ -307,6 +308,9 @@ def on_page_content(html_content: str, page: Page, config: MkDocsConfig, files: 
     html_content = RE_MATHJAX_CONFIG.sub("", html_content)
     html_content = RE_MATHJAX_COMMENTS.sub("", html_content)
     html_content = RE_REMOTE_IMPORT_SCRIPT.sub("", html_content)
+    # nbconvert hides .jp-Mermaid until its own (removed) loader has drawn it;
+    # Material draws the pre.mermaid inside with the site's mermaid instead.
+    html_content = html_content.replace('<div class="jp-Mermaid">', '<div class="nb-mermaid">')
 
     jupyter = _plugin(config, JUPYTER)
     if jupyter.config["include_source"]:
