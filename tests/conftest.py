@@ -25,6 +25,7 @@ import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,7 @@ class SiteBuild:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                start_new_session=True,  # its own process group: stop() ends the kernels too
             )
 
     def log(self) -> str:
@@ -98,7 +100,7 @@ class SiteBuild:
         try:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
             pytest.fail(f"mkdocs build --strict took more than {timeout:.0f} s:\n{self.log()[-20000:]}")
         if self.seconds is None:
@@ -117,11 +119,11 @@ class SiteBuild:
 
     def stop(self, keep: bool) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the build and its notebook kernels
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         if self.tmp is not None and not keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
