@@ -16,9 +16,12 @@ all steps done in one matrix product), the heads `ManyToOne` and `ManyToMany`, t
 system `RNNSystem`, the `fit` helper and greedy `generate`.
 
 To run:
-    python lessons/rnn.py                          # char model, "hell" -> "hello"
-    python lessons/rnn.py --task sequence          # windows of 4 values -> the next value
-    python lessons/rnn.py --task hello --accelerator gpu --epochs 300
+
+```bash
+python lessons/rnn.py                          # char model, "hell" -> "hello"
+python lessons/rnn.py --task sequence          # windows of 4 values -> the next value
+python lessons/rnn.py --task hello --accelerator gpu --epochs 300
+```
 
 The file imports only the standard library, torch, pytorch_lightning and torchmetrics, so it
 can be copied into a project on its own.
