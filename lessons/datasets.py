@@ -20,6 +20,8 @@ __all__ = [
     "CharVocab",
     "char_sequence",
     "sequence_windows",
+    "multiplication_problem",
+    "notes_split",
 ]
 
 # The course notes' worked example "I love you -> 난 널 사랑해": a 3-unit RNN with 4 input
@@ -124,3 +126,57 @@ def sequence_windows(count: int = 6, width: int = 4, scale: float = 10.0) -> tup
     x = ((i + steps) / scale).unsqueeze(-1)  # (N, T, 1)
     y = (i + width) / scale  # (N, 1)
     return x, y
+
+
+def multiplication_problem(
+    count: int = 3000, steps: int = 100, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The notes' long-range "multiplication problem".
+
+    Each sequence has ``steps`` time steps of 2 features, in the notes' order: a marker that is 1
+    at exactly two random positions (0 elsewhere) and a value drawn uniformly from [0, 1).
+    The target is the product of the two marked values, so the model must remember the first
+    marked value for up to ``steps - 1`` steps.
+
+    Returns ``x`` of shape (N, T, 2) = (count, steps, 2) and ``y`` of shape (N, 1).
+    The same ``seed`` gives the same data on every machine (a private ``torch.Generator``).
+
+    >>> x, y = multiplication_problem(count=4, steps=10)
+    >>> tuple(x.shape), tuple(y.shape)
+    ((4, 10, 2), (4, 1))
+    >>> x[..., 0].sum(dim=1).tolist()        # exactly two markers per sequence
+    [2.0, 2.0, 2.0, 2.0]
+    >>> marked = x[..., 1][x[..., 0] == 1].view(4, 2)
+    >>> torch.equal(marked.prod(dim=1, keepdim=True), y)
+    True
+    """
+    if steps < 2:
+        raise ValueError(f"expected at least 2 time steps to place two markers, got steps={steps}")
+    if count < 1:
+        raise ValueError(f"expected count >= 1, got {count}")
+    g = torch.Generator().manual_seed(seed)
+    values = torch.rand(count, steps, generator=g)  # (N, T)
+    positions = torch.rand(count, steps, generator=g).argsort(dim=1)[:, :2]  # (N, 2), distinct
+    positions = positions.sort(dim=1).values
+    marker = torch.zeros(count, steps).scatter_(1, positions, 1.0)  # (N, T)
+    x = torch.stack([marker, values], dim=-1)  # (N, T, 2)
+    y = values.gather(1, positions).prod(dim=1, keepdim=True)  # (N, 1)
+    return x, y
+
+
+def notes_split(
+    x: torch.Tensor, y: torch.Tensor, fit_count: int = 2560, validation_fraction: float = 0.2
+) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """Split as the notes do: ``fit(X[:2560], Y[:2560], validation_split=0.2)``.
+
+    Keras takes the validation part from the *end* of the data it is given, so the first 2048
+    sequences train, the next 512 validate, and the remaining ones are held out as a test set.
+
+    >>> x, y = multiplication_problem()
+    >>> [tuple(part[0].shape) for part in notes_split(x, y)]
+    [(2048, 100, 2), (512, 100, 2), (440, 100, 2)]
+    """
+    if not 0 < fit_count <= len(x):
+        raise ValueError(f"expected 0 < fit_count <= {len(x)}, got {fit_count}")
+    n_train = int(round(fit_count * (1 - validation_fraction)))
+    return (x[:n_train], y[:n_train]), (x[n_train:fit_count], y[n_train:fit_count]), (x[fit_count:], y[fit_count:])
