@@ -4,6 +4,8 @@
 # Set-up is incremental: the venv and node_modules are rebuilt only when their lock files change.
 
 PYTHON ?= python3
+# Material prints a notice about its successor on every build; it says nothing about this site.
+export NO_MKDOCS_2_WARNING := 1
 VENV   := .venv
 BIN    := $(VENV)/bin
 
