@@ -64,6 +64,7 @@ __all__ = [
     "RNN",
     "RNNCache",
     "RNNGrads",
+    "ManualBPTT",
     "rnn_forward",
     "rnn_backward",
     "many_to_one_mse",
@@ -73,6 +74,7 @@ __all__ = [
     "spectral_radius",
     "with_spectral_radius",
     "hidden_gradient_norms",
+    "norms_by_radius",
     "clip_gradient_norm",
     "truncated_bptt",
     "StackedRNNRegressor",
@@ -286,6 +288,26 @@ def rnn_backward(dhs: torch.Tensor, cache: RNNCache) -> RNNGrads:
 # --8<-- [end:backward]
 
 
+class ManualBPTT(torch.autograd.Function):
+    """`rnn_forward` and `rnn_backward` as one autograd operation: ``hs = ManualBPTT.apply(x, W_xh, W_hh, b, h0)``.
+
+    Autograd calls the hand-written `rnn_backward` instead of differentiating the loop itself,
+    so ``torch.autograd.gradcheck`` on this function checks the hand-written backward against
+    finite differences.
+    """
+
+    @staticmethod
+    def forward(ctx, x, W_xh, W_hh, b, h0):
+        hs, cache = rnn_forward(x, W_xh, W_hh, b, h0)
+        ctx.save_for_backward(*cache)
+        return hs  # (N, T, H)
+
+    @staticmethod
+    def backward(ctx, dhs):
+        g = rnn_backward(dhs, RNNCache(*ctx.saved_tensors))
+        return g.dx, g.dW_xh, g.dW_hh, g.db, g.dh0
+
+
 # --8<-- [start:losses]
 def many_to_one_mse(
     hs: torch.Tensor, W_hy: torch.Tensor, c: torch.Tensor, y: torch.Tensor
@@ -400,6 +422,31 @@ def hidden_gradient_norms(x: torch.Tensor, W_xh: torch.Tensor, W_hh: torch.Tenso
     dh = rnn_backward(dhs, cache).dh  # (N, T, H)
     return dh.norm(dim=-1).mean(dim=0).flip(0)  # (T,), index k = T - t
 # --8<-- [end:norms]
+
+
+# --8<-- [start:experiment]
+def norms_by_radius(
+    radii: tuple[float, ...] = (0.9, 1.0, 1.1),
+    steps: int = 50,
+    hidden_size: int = 30,
+    input_scale: float = 1e-3,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> dict[float, torch.Tensor]:
+    """`hidden_gradient_norms` for one RNN whose $W_{hh}$ is scaled to each spectral radius in turn.
+
+    $W_{hh}$ is a random orthogonal matrix times the radius, so every direction is stretched by
+    exactly that factor; inputs are Gaussian times ``input_scale`` (small inputs keep $h_t$ near 0,
+    where $1 - h_t^2 \approx 1$). Computed in float64. Returns ``{radius: norms of shape (T,)}``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    H, D = hidden_size, 2
+    Q = torch.linalg.qr(torch.randn(H, H, generator=g, dtype=torch.float64))[0]  # orthogonal: (H, H)
+    W_xh = torch.randn(D, H, generator=g, dtype=torch.float64) / math.sqrt(D)  # (D, H)
+    x = input_scale * torch.randn(batch_size, steps, D, generator=g, dtype=torch.float64)  # (N, T, D)
+    b = torch.zeros(H, dtype=torch.float64)
+    return {r: hidden_gradient_norms(x, W_xh, r * Q, b) for r in radii}
+# --8<-- [end:experiment]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -633,14 +680,13 @@ def _multiplication_data(count: int, steps: int, seed: int) -> tuple[torch.Tenso
 
 
 def _norms_demo(args: argparse.Namespace) -> None:
-    torch.manual_seed(args.seed)
-    H, D, T = args.hidden, 2, args.steps
-    W_hh0, W_xh = torch.randn(H, H) / math.sqrt(H), torch.randn(D, H) / math.sqrt(D)
-    x = torch.randn(16, T, D)
-    print("radius  " + "  ".join(f"k={k:<7d}" for k in (0, 10, 20, 40, T - 1)))
-    for radius in (0.5, 1.0, 1.5):
-        norms = hidden_gradient_norms(x, W_xh, with_spectral_radius(W_hh0, radius), torch.zeros(H))
-        print(f"{radius:<6}  " + "  ".join(f"{norms[k].item():<9.2e}" for k in (0, 10, 20, 40, T - 1)))
+    shown = [k for k in (0, 10, 20, 30, 40, args.steps - 1) if k < args.steps]
+    for input_scale in (1e-3, 1.0):
+        print(f"||dL/dh_t|| at distance k = T - t, inputs scaled by {input_scale:g}")
+        print("radius  " + "  ".join(f"k={k:<7d}" for k in shown))
+        norms = norms_by_radius(steps=args.steps, hidden_size=args.hidden, input_scale=input_scale, seed=args.seed)
+        for radius, n in norms.items():
+            print(f"{radius:<6}  " + "  ".join(f"{n[k].item():<9.2e}" for k in shown))
 
 
 def _multiply_demo(args: argparse.Namespace) -> None:
@@ -664,7 +710,7 @@ def main(argv: list[str] | None = None) -> None:
                                                  "multiplication problem.")
     parser.add_argument("--task", choices=["norms", "multiply"], default="norms")
     parser.add_argument("--hidden", type=int, default=30, help="H, the number of hidden units")
-    parser.add_argument("--steps", type=int, default=100, help="T, the sequence length")
+    parser.add_argument("--steps", type=int, default=None, help="T, the sequence length (50 for norms, 100 for multiply)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -672,6 +718,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
     args = parser.parse_args(argv)
+    if args.steps is None:
+        args.steps = 50 if args.task == "norms" else 100
     (_norms_demo if args.task == "norms" else _multiply_demo)(args)
 
 
