@@ -637,3 +637,136 @@ def load_reuters(
     if len(sequences) != len(labels):
         raise ValueError(f"{path}: {len(sequences)} sequences but {len(labels)} labels")
     return sequences, labels
+
+
+# --- Word embeddings: real text from installed packages (English and Korean) ------------------
+# Used by the embedding lesson (docs/embedding.md, benchmarks/embedding_vs_gensim.py).
+# gensim (its test data holds an English Wikipedia sample, the Lee corpus and the evaluation
+# sets) and kiwipiepy (the Korean tokenizer) are imported only inside the functions that need
+# them; konlpy's corpus files are read as plain files (no Java needed).
+
+__all__ += [
+    "NOTES_DOCUMENTS",
+    "NOTES_FEATURES",
+    "gensim_test_file",
+    "lee_corpus",
+    "wiki_sample",
+    "korean_documents",
+    "kiwi_tokenize",
+    "korean_corpus",
+]
+
+#: The course notes' two documents for the document-term table.
+NOTES_DOCUMENTS = ("We are SAI", "We are a student")
+
+#: The notes' illustrative (hand-made) embedding table for "He is a nice king":
+#: columns male, female, positive, authoritative.
+NOTES_FEATURES = {
+    "He": (0.9, 0.1, 0.2, 0.4),
+    "is": (0.3, 0.3, 0.2, 0.2),
+    "a": (0.1, 0.1, 0.1, 0.2),
+    "nice": (0.3, 0.3, 0.8, 0.4),
+    "king": (0.8, 0.2, 0.5, 0.7),
+}
+
+
+def _package_dir(name: str, purpose: str) -> _pathlib.Path:
+    spec = _importlib_util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"{purpose} needs the {name} package: pip install -r requirements.txt (it pins {name})"
+        )
+    return _pathlib.Path(spec.submodule_search_locations[0])
+
+
+def gensim_test_file(name: str) -> _pathlib.Path:
+    """The path of a file shipped in gensim's test data (e.g. ``questions-words.txt``).
+
+    >>> gensim_test_file("wordsim353.tsv").name
+    'wordsim353.tsv'
+    """
+    path = _package_dir("gensim", "gensim's test corpora") / "test" / "test_data" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} is not in gensim's test data ({path.parent})")
+    return path
+
+
+@_functools.lru_cache(maxsize=None)
+def lee_corpus() -> tuple[tuple[str, ...], ...]:
+    """gensim's Lee background corpus: 300 short Australian news texts, lowercased words (a-z only).
+
+    >>> docs = lee_corpus()
+    >>> len(docs), docs[0][:6]
+    (300, ('hundreds', 'of', 'people', 'have', 'been', 'forced'))
+    """
+    lines = gensim_test_file("lee_background.cor").read_text(encoding="utf-8").splitlines()
+    return tuple(tuple(_re.findall(r"[a-z]+", line.lower())) for line in lines if line.strip())
+
+
+@_functools.lru_cache(maxsize=None)
+def wiki_sample(max_length: int = 1000) -> tuple[tuple[str, ...], ...]:
+    """The English Wikipedia sample in gensim's test data, as gensim's ``WikiCorpus`` tokenizes it.
+
+    106 articles (about 453,000 words, lowercased, markup removed), cut into pieces of at most
+    ``max_length`` words: gensim's ``Word2Vec`` reads at most 10,000 words of one sentence, so
+    both sides of a comparison see the same text.
+    """
+    try:
+        from gensim.corpora.wikicorpus import WikiCorpus
+    except ImportError as error:  # pragma: no cover - gensim is pinned
+        raise ModuleNotFoundError("wiki_sample needs gensim: pip install -r requirements.txt") from error
+    path = gensim_test_file("enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
+    articles = WikiCorpus(str(path), dictionary={}, processes=1).get_texts()
+    return tuple(tuple(a[i : i + max_length]) for a in articles for i in range(0, len(a), max_length))
+
+
+def korean_documents(source: str = "all") -> list[str]:
+    """Korean texts shipped in konlpy's wheel: ``"kolaw"`` (the Constitution of the Republic of
+    Korea), ``"kobill"`` (ten bills of the National Assembly, 2010) or ``"all"``.
+
+    Hard line breaks inside sentences are joined; one string per file.
+
+    >>> docs = korean_documents("kolaw")
+    >>> len(docs), docs[0][:6]
+    (1, '대한민국헌법')
+    """
+    if source not in ("kolaw", "kobill", "all"):
+        raise ValueError(f"expected source 'kolaw', 'kobill' or 'all', got {source!r}")
+    root = _package_dir("konlpy", "the Korean corpora kolaw and kobill") / "data" / "corpus"
+    folders = ("kolaw", "kobill") if source == "all" else (source,)
+    paths = [p for folder in folders for p in sorted((root / folder).glob("*.txt"))]
+    return [" ".join(p.read_text(encoding="utf-8").split()) for p in paths]
+
+
+@_functools.lru_cache(maxsize=1)
+def _kiwi():
+    try:
+        from kiwipiepy import Kiwi
+    except ImportError as error:  # pragma: no cover - kiwipiepy is pinned
+        raise ModuleNotFoundError("Korean tokenization needs kiwipiepy: pip install -r requirements.txt") from error
+    import warnings
+
+    with warnings.catch_warnings():  # 0 = one thread; kiwipiepy warns that 0 meant all cores before 0.21
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return Kiwi(num_workers=0)
+
+
+_PUNCTUATION_TAGS = ("SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SW")
+
+
+def kiwi_tokenize(text: str, with_tags: bool = False) -> list[str]:
+    """Split Korean text into morphemes with Kiwi, dropping punctuation.
+
+    >>> kiwi_tokenize("그는 그녀에게 사과했다.")
+    ['그', '는', '그녀', '에게', '사과', '하', '었', '다']
+    >>> kiwi_tokenize("사과를 먹었다", with_tags=True)
+    ['사과/NNG', '를/JKO', '먹/VV', '었/EP', '다/EF']
+    """
+    tokens = _kiwi().tokenize(text)
+    return [f"{t.form}/{t.tag}" if with_tags else t.form for t in tokens if t.tag not in _PUNCTUATION_TAGS]
+
+
+@_functools.lru_cache(maxsize=None)
+def korean_corpus(source: str = "all") -> tuple[tuple[str, ...], ...]:
+    """`korean_documents` split into morphemes by `kiwi_tokenize`: one token tuple per file."""
+    return tuple(tuple(kiwi_tokenize(doc)) for doc in korean_documents(source))
