@@ -1,0 +1,202 @@
+"""Skip-gram with negative sampling: this lesson's PyTorch code against gensim's Word2Vec.
+
+Both train on the same corpus (the English Wikipedia sample in gensim's test data, about
+453,000 words) with the same settings: dimension 100, window 5, 5 negatives, subsampling
+1e-3, min_count 5, learning rate 0.025 decaying linearly, 5 epochs. Rounds are interleaved
+(gensim, ours, ours with per-pair negatives, then the next round in another order) and the
+table reports medians; the speed ratio is the median of the per-round ratios, because the
+machine is shared and single timings move by ±30 %.
+
+Words per second = corpus words x epochs / training seconds, the same count for every model.
+Quality, measured by gensim's own evaluation code on every model's vectors:
+
+- analogy accuracy on the questions of ``questions-words.txt`` whose four words are all in
+  the vocabulary (3CosAdd, the question words excluded);
+- Spearman correlation with ``wordsim353.tsv`` on the pairs the vocabulary covers;
+- nearest-neighbour overlap: the share of the 10 nearest neighbours of fixed probe words that a
+  model shares with gensim of the same round (gensim against gensim of the next round, with
+  another seed, shows how much two runs of the *same* code agree).
+
+To run:
+
+```bash
+python benchmarks/embedding_vs_gensim.py                 # the page's table (a few minutes)
+python benchmarks/embedding_vs_gensim.py --quick --out /tmp/t.md   # a seconds-long check
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from gensim.models import KeyedVectors, Word2Vec  # noqa: E402
+
+from lessons.datasets import gensim_test_file, lee_corpus, wiki_sample  # noqa: E402
+from lessons.embedding import SkipGramBatches, SkipGramNegativeSampling, Vocab, train_sgns  # noqa: E402
+
+OUT = ROOT / "docs" / "results" / "embedding-vs-gensim.md"
+PROBES = ("king", "war", "music", "france", "university", "water", "computer", "church")
+ANALOGIES = (("man", "king", "woman"), ("france", "paris", "germany"), ("good", "better", "bad"))
+MODELS = ("gensim", "ours_shared", "ours_pairs")
+LABELS = {
+    "gensim": "gensim `Word2Vec` (C, 2 worker threads)",
+    "ours_shared": "this lesson, {M} shared negatives per batch of {B} (1 thread)",
+    "ours_pairs": "this lesson, 5 negatives per pair, batch {B2} (1 thread)",
+}
+
+
+def train_gensim(corpus, args, seed):
+    start = time.perf_counter()
+    model = Word2Vec(
+        corpus, vector_size=args.dim, window=args.window, negative=args.negatives, sg=1, hs=0,
+        sample=1e-3, min_count=args.min_count, alpha=0.025, min_alpha=1e-4, epochs=args.epochs,
+        workers=2, seed=seed,
+    )
+    return model.wv, time.perf_counter() - start
+
+
+def train_ours(corpus, args, seed, shared):
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    vocab = Vocab(corpus, min_count=args.min_count)
+    ids, sentence_ids = vocab.encode_corpus(corpus)
+    batches = SkipGramBatches(
+        ids, sentence_ids, vocab.counts, window=args.window, negatives=args.negatives,
+        batch_size=args.batch_size if shared else args.pair_batch_size,
+        shared_negatives=args.shared if shared else None, seed=seed,
+    )
+    model = SkipGramNegativeSampling(len(vocab), args.dim, num_negatives=args.negatives)
+    train_sgns(model, batches, epochs=args.epochs, lr=0.025)
+    seconds = time.perf_counter() - start
+    wv = KeyedVectors(args.dim)
+    wv.add_vectors(vocab.words, model.W_in.weight.detach().numpy())
+    return wv, seconds
+
+
+def quality(wv):
+    score, sections = wv.evaluate_word_analogies(str(gensim_test_file("questions-words.txt")))
+    covered = sum(len(s["correct"]) + len(s["incorrect"]) for s in sections if s["section"] == "Total accuracy")
+    _, spearman, oov = wv.evaluate_word_pairs(str(gensim_test_file("wordsim353.tsv")))
+    return {"analogy": 100 * score, "covered": covered, "spearman": spearman.statistic, "oov": oov}
+
+
+def neighbours(wv, word, k=10):
+    return {w for w, _ in wv.most_similar(word, topn=k)} if word in wv else set()
+
+
+def overlap(a, b):
+    probes = [w for w in PROBES if w in a and w in b]
+    return 100 * float(np.mean([len(neighbours(a, w) & neighbours(b, w)) / 10 for w in probes]))
+
+
+def answer(wv, a, b, c):
+    if not all(w in wv for w in (a, b, c)):
+        return "(not in vocabulary)"
+    return wv.most_similar(positive=[b, c], negative=[a], topn=1)[0][0]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="Lee corpus, 1 epoch, dim 20, 1 round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--dim", type=int, default=100)
+    parser.add_argument("--window", type=int, default=5)
+    parser.add_argument("--negatives", type=int, default=5)
+    parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--shared", type=int, default=32, help="M, noise words shared by one batch")
+    parser.add_argument("--pair-batch-size", type=int, default=1024)
+    parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.epochs, args.dim = 1, 1, 20
+    logging.getLogger("gensim").setLevel(logging.WARNING)
+    torch.set_num_threads(args.torch_threads)
+    started = time.perf_counter()
+    corpus = [list(s) for s in (lee_corpus() if args.quick else wiki_sample())]
+    corpus_name = "gensim's Lee corpus" if args.quick else "the English Wikipedia sample in gensim's test data"
+    words = sum(map(len, corpus))
+
+    runs = {m: [] for m in MODELS}  # per round: (wv, seconds)
+    for r in range(args.rounds):
+        order = MODELS[r % 3:] + MODELS[: r % 3]  # interleaved: each model goes first once
+        for m in order:
+            if m == "gensim":
+                runs[m].append(train_gensim(corpus, args, seed=r))
+            else:
+                runs[m].append(train_ours(corpus, args, seed=r, shared=(m == "ours_shared")))
+            print(f"round {r + 1} {m}: {words * args.epochs / runs[m][-1][1]:,.0f} words/s", flush=True)
+
+    rows = []
+    for m in MODELS:
+        speeds = [words * args.epochs / s for _, s in runs[m]]
+        ratios = [g / o for (_, o), (_, g) in zip(runs[m], runs["gensim"])]  # ours_s / gensim_s as speed
+        quals = [quality(wv) for wv, _ in runs[m]]
+        if m == "gensim":
+            overlaps = [overlap(runs[m][r][0], runs[m][r + 1][0]) for r in range(args.rounds - 1)]
+        else:
+            overlaps = [overlap(wv, g) for (wv, _), (g, _) in zip(runs[m], runs["gensim"])]
+        rows.append({
+            "model": LABELS[m].format(M=args.shared, B=args.batch_size, B2=args.pair_batch_size),
+            "speed": statistics.median(speeds),
+            "ratio": statistics.median(ratios),
+            "analogy": statistics.median(q["analogy"] for q in quals),
+            "covered": quals[0]["covered"],
+            "spearman": statistics.median(q["spearman"] for q in quals),
+            "oov": quals[0]["oov"],
+            "overlap": statistics.median(overlaps) if overlaps else float("nan"),
+        })
+
+    seconds = time.perf_counter() - started
+    lines = [
+        f"<!-- generated by `python benchmarks/embedding_vs_gensim.py{' --quick' if args.quick else ''}` "
+        f"({platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"{seconds:.0f} s); do not edit -->",
+        "",
+        "| model | words/s | speed vs gensim | analogy accuracy (%) | wordsim353 Spearman | neighbour overlap with gensim (%) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['model']} | {row['speed']:,.0f} | {row['ratio']:.2f} | {row['analogy']:.1f} | "
+            f"{row['spearman']:.3f} | {'–' if row['overlap'] != row['overlap'] else format(row['overlap'], '.0f')} |"
+        )
+    lines += [
+        "",
+        f"Corpus: {corpus_name}, {words:,} words; dimension {args.dim}, window {args.window}, "
+        f"{args.negatives} negatives, {args.epochs} epochs, medians of {args.rounds} interleaved rounds. "
+        f"Analogies: {rows[0]['covered']:,} questions of questions-words.txt in the vocabulary; "
+        f"wordsim353: {rows[0]['oov']:.0f} % of the pairs out of the vocabulary. "
+        "gensim's overlap row compares two gensim runs with different seeds.",
+        "",
+        "| probe | gensim | this lesson (shared negatives) |",
+        "|---|---|---|",
+    ]
+    gensim_wv, ours_wv = runs["gensim"][0][0], runs["ours_shared"][0][0]
+    for a, b, c in ANALOGIES:
+        lines.append(f"| {b} − {a} + {c} | {answer(gensim_wv, a, b, c)} | {answer(ours_wv, a, b, c)} |")
+    for word in PROBES[:4]:
+        near = [", ".join(w for w, _ in wv.most_similar(word, topn=4)) if word in wv else "(not in vocabulary)"
+                for wv in (gensim_wv, ours_wv)]
+        lines.append(f"| nearest to {word} | {near[0]} | {near[1]} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
