@@ -27,9 +27,10 @@ multiplies the gradient by the Jacobian $\partial h_t / \partial h_{t-1} = \math
 when $W_{hh}$'s spectral radius is below 1 (vanishing) and can grow geometrically above 1 (exploding).
 
 Contents: the RNN layer (`RNNCell`, `RNN`, copied from the RNN lesson so that this file stands
-alone), the hand-written `rnn_forward` / `rnn_backward` and the two losses (`many_to_one_mse`,
-`many_to_many_cross_entropy`, `loss_and_gradients`), `finite_difference`, the tools of the
-vanishing/exploding experiment (`spectral_radius`, `with_spectral_radius`, `hidden_gradient_norms`),
+alone), the hand-written `rnn_forward` / `rnn_backward` (and `ManualBPTT`, the two as one autograd
+operation for ``gradcheck``), the two losses (`many_to_one_mse`, `many_to_many_cross_entropy`,
+`loss_and_gradients`), `finite_difference`, the tools of the vanishing/exploding experiment
+(`spectral_radius`, `with_spectral_radius`, `hidden_gradient_norms`, `norms_by_radius`),
 the remedies (`clip_gradient_norm`, `truncated_bptt`), and the two-layer `StackedRNNRegressor`
 with its training system `RNNRegressionSystem` for the notes' multiplication problem.
 
@@ -38,7 +39,7 @@ To run:
 ```bash
 python lessons/bptt.py --task norms                       # ||dL/dh_t|| against T - t for 3 radii
 python lessons/bptt.py --task multiply                    # the notes' multiplication problem
-python lessons/bptt.py --task multiply --epochs 100 --batch-size 32 --accelerator gpu
+python lessons/bptt.py --task multiply --epochs 100 --batch-size 32 --init keras
 ```
 
 The file imports only the standard library, torch, pytorch_lightning and torchmetrics, so it
@@ -512,11 +513,15 @@ def truncated_bptt(
 
 # --8<-- [start:stacked]
 class StackedRNNRegressor(nn.Module):
-    """Stacked RNN layers and a linear output: (N, T, D) → (N, 1).
+    r"""Stacked RNN layers and a linear output: (N, T, D) → (N, 1).
 
     The notes' Keras model ``SimpleRNN(30, return_sequences=True)`` → ``SimpleRNN(30)`` →
     ``Dense(1)``: every layer but the last hands its whole sequence (N, T, H) to the next one, the
     last layer's final state h_T goes to the output.
+
+    ``init="torch"`` keeps PyTorch's initialisation, uniform in $\pm 1/\sqrt{H}$ (the spectral radius
+    of $W_{hh}$ is then about 0.6); ``init="keras"`` uses Keras' defaults for ``SimpleRNN``:
+    Glorot-uniform $W_{xh}$, orthogonal $W_{hh}$ (spectral radius exactly 1) and zero bias.
 
     Examples
     --------
@@ -525,14 +530,22 @@ class StackedRNNRegressor(nn.Module):
     (4, 1)
     """
 
-    def __init__(self, input_size: int = 2, hidden_size: int = 30, num_layers: int = 2) -> None:
+    def __init__(self, input_size: int = 2, hidden_size: int = 30, num_layers: int = 2, init: str = "torch") -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"expected num_layers >= 1, got {num_layers}")
+        if init not in ("torch", "keras"):
+            raise ValueError(f"expected init 'torch' or 'keras', got {init!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         sizes = [input_size] + [hidden_size] * num_layers
         self.layers = nn.ModuleList(RNN(d, hidden_size) for d in sizes[:-1])
         self.head = nn.Linear(hidden_size, 1)  # W_hy, c
+        if init == "keras":
+            with torch.no_grad():
+                for layer in self.layers:
+                    nn.init.xavier_uniform_(layer.cell.W_xh)  # Keras' glorot_uniform kernel
+                    nn.init.orthogonal_(layer.cell.W_hh)  # every |eigenvalue| = 1
+                    nn.init.zeros_(layer.cell.b)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_sequence(x, self.input_size)
@@ -556,16 +569,24 @@ class RNNRegressionSystem(pl.LightningModule):
     optimizer : {"adam", "sgd"}
         Adam (the notes' choice) or plain SGD (used to show clipping: each step moves the weights by
         exactly ``lr`` times the gradient).
+    init : {"torch", "keras"}
+        The initialisation of `StackedRNNRegressor`.
     """
 
     def __init__(
-        self, input_size: int = 2, hidden_size: int = 30, num_layers: int = 2, lr: float = 1e-3, optimizer: str = "adam"
+        self,
+        input_size: int = 2,
+        hidden_size: int = 30,
+        num_layers: int = 2,
+        lr: float = 1e-3,
+        optimizer: str = "adam",
+        init: str = "torch",
     ) -> None:
         super().__init__()
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"expected optimizer 'adam' or 'sgd', got {optimizer!r}")
         self.save_hyperparameters()
-        self.model = StackedRNNRegressor(input_size, hidden_size, num_layers)
+        self.model = StackedRNNRegressor(input_size, hidden_size, num_layers, init)
         self.metrics = nn.ModuleDict({f"{s}_mae": torchmetrics.MeanAbsoluteError() for s in ("train", "val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -696,7 +717,7 @@ def _multiply_demo(args: argparse.Namespace) -> None:
     train = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
     val = torch.utils.data.DataLoader(val_set, batch_size=512)
     pl.seed_everything(args.seed)
-    system = RNNRegressionSystem(2, args.hidden, 2, lr=args.lr)
+    system = RNNRegressionSystem(2, args.hidden, 2, lr=args.lr, init=args.init)
     trainer = fit(system, train, val, max_epochs=args.epochs, gradient_clip_val=args.clip, progress=True,
                   accelerator=args.accelerator)
     baseline = ((y[2048:2560] - y[:2048].mean()) ** 2).mean().item()
@@ -715,6 +736,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--clip", type=float, default=None, help="gradient_clip_val (joint gradient norm)")
+    parser.add_argument("--init", choices=["torch", "keras"], default="torch", help="initialisation of the RNN layers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
     args = parser.parse_args(argv)
