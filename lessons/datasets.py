@@ -645,6 +645,9 @@ def load_reuters(
 # sets) and kiwipiepy (the Korean tokenizer) are imported only inside the functions that need
 # them; konlpy's corpus files are read as plain files (no Java needed).
 
+import importlib as _importlib
+import warnings as _warnings
+
 __all__ += [
     "NOTES_DOCUMENTS",
     "NOTES_FEATURES",
@@ -668,6 +671,15 @@ NOTES_FEATURES = {
     "nice": (0.3, 0.3, 0.8, 0.4),
     "king": (0.8, 0.2, 0.5, 0.7),
 }
+
+
+def _optional_module(name: str, purpose: str):
+    """Import a pinned package that only some functions need, when they need it (importing
+    this file stays cheap and needs only torch); a missing package gets a clear error."""
+    try:
+        return _importlib.import_module(name)
+    except ImportError as error:
+        raise ModuleNotFoundError(f"{purpose} needs {name.split('.')[0]}: pip install -r requirements.txt") from error
 
 
 def _package_dir(name: str, purpose: str) -> _pathlib.Path:
@@ -711,12 +723,9 @@ def wiki_sample(max_length: int = 1000) -> tuple[tuple[str, ...], ...]:
     ``max_length`` words: gensim's ``Word2Vec`` reads at most 10,000 words of one sentence, so
     both sides of a comparison see the same text.
     """
-    try:
-        from gensim.corpora.wikicorpus import WikiCorpus
-    except ImportError as error:  # pragma: no cover - gensim is pinned
-        raise ModuleNotFoundError("wiki_sample needs gensim: pip install -r requirements.txt") from error
+    wikicorpus = _optional_module("gensim.corpora.wikicorpus", "wiki_sample")
     path = gensim_test_file("enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
-    articles = WikiCorpus(str(path), dictionary={}, processes=1).get_texts()
+    articles = wikicorpus.WikiCorpus(str(path), dictionary={}, processes=1).get_texts()
     return tuple(tuple(a[i : i + max_length]) for a in articles for i in range(0, len(a), max_length))
 
 
@@ -740,15 +749,10 @@ def korean_documents(source: str = "all") -> list[str]:
 
 @_functools.lru_cache(maxsize=1)
 def _kiwi():
-    try:
-        from kiwipiepy import Kiwi
-    except ImportError as error:  # pragma: no cover - kiwipiepy is pinned
-        raise ModuleNotFoundError("Korean tokenization needs kiwipiepy: pip install -r requirements.txt") from error
-    import warnings
-
-    with warnings.catch_warnings():  # 0 = one thread; kiwipiepy warns that 0 meant all cores before 0.21
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return Kiwi(num_workers=0)
+    kiwipiepy = _optional_module("kiwipiepy", "Korean tokenization")
+    with _warnings.catch_warnings():  # 0 = one thread; kiwipiepy warns that 0 meant all cores before 0.21
+        _warnings.simplefilter("ignore", DeprecationWarning)
+        return kiwipiepy.Kiwi(num_workers=0)
 
 
 _PUNCTUATION_TAGS = ("SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SW")
