@@ -22,6 +22,7 @@ LANG = "en"
 # %%
 import importlib.util
 import json
+import math
 import pathlib
 import warnings
 
@@ -29,6 +30,7 @@ import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 import torch
 from matplotlib import font_manager
+from matplotlib.ticker import FuncFormatter, NullFormatter
 from torch.utils.data import DataLoader, TensorDataset
 
 from lessons.bptt import (GradNormHistory, LossHistory, RNNRegressionSystem,
@@ -46,13 +48,20 @@ font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
 plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
 warnings.filterwarnings("error", message="Glyph .* missing")
 
+
+def plain_log_ticks(ax):
+    """Label a log axis 1e-4, 1e0, ... (NanumGothic has no math minus sign for 10^-4)."""
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"1e{math.log10(v):.0f}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 TEXT = {
     "ko": {
         "distance": "거리 k = T - t (시점)",
-        "norm": "‖∂L/∂h_t‖ (로그 축)",
+        "norm": "기울기 노름 (로그 축)",
         "small": "작은 입력 (0.001배)",
         "large": "보통 입력 (1배)",
-        "radius": "스펙트럼 반지름 ρ",
+        "radius": "스펙트럼 반지름",
         "step": "학습 단계",
         "grad": "클리핑 전 기울기 노름 (로그 축)",
         "clip_title": "SGD, 학습률 0.5",
@@ -68,10 +77,10 @@ TEXT = {
     },
     "en": {
         "distance": "distance k = T - t (steps)",
-        "norm": "‖∂L/∂h_t‖ (log scale)",
+        "norm": "gradient norm (log scale)",
         "small": "small inputs (scale 0.001)",
         "large": "ordinary inputs (scale 1)",
-        "radius": "spectral radius ρ",
+        "radius": "spectral radius",
         "step": "training step",
         "grad": "gradient norm before clipping (log scale)",
         "clip_title": "SGD, learning rate 0.5",
@@ -98,8 +107,9 @@ fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
 for ax, scale, title in zip(axes, (1e-3, 1.0), (TEXT["small"], TEXT["large"])):
     norms = norms_by_radius(radii=(0.9, 1.0, 1.1), steps=50, input_scale=scale)
     for radius, n in norms.items():
-        ax.semilogy(range(len(n)), n, label=f"ρ = {radius}")
+        ax.semilogy(range(len(n)), n, label=f"{radius}")
     ax.set(xlabel=TEXT["distance"], title=title)
+    plain_log_ticks(ax)
     ax.grid(True, alpha=0.3)
 axes[0].set_ylabel(TEXT["norm"])
 axes[0].legend(title=TEXT["radius"])
@@ -134,6 +144,7 @@ for clip, label in ((None, TEXT["no_clip"]), (0.1, TEXT["clip"])):
     ax.semilogy(range(1, len(runs[clip][1]) + 1), runs[clip][1], label=label)
 ax.axhline(0.1, color="k", linestyle=":", linewidth=1)
 ax.set(xlabel=TEXT["step"], ylabel=TEXT["grad"], title=TEXT["clip_title"])
+plain_log_ticks(ax)
 ax.legend()
 ax.grid(True, alpha=0.3)
 plt.show()
