@@ -406,15 +406,8 @@ def _negative_sampling_loss(v, W_out, target, negatives, num_negatives):
 
 
 # --8<-- [start:batches]
-class SkipGramBatches(torch.utils.data.IterableDataset):
-    """One epoch of shuffled skip-gram batches ``(centre (B,), context (B,), negatives)``.
-
-    ``negatives`` is (B, K), K noise words per pair as in word2vec, or with
-    ``shared_negatives=M`` one (M,) set of noise words for the whole batch (faster: one matrix
-    product instead of K lookups per pair). Every pass (epoch) subsamples again, draws new
-    windows and new negatives from its own generator seeded with ``seed + epoch``, so training
-    is reproducible. Use it with ``DataLoader(batches, batch_size=None)``: the batches are made.
-    """
+class _WindowBatches(torch.utils.data.IterableDataset):
+    """Shared machinery of `SkipGramBatches` and `CBOWBatches`."""
 
     def __init__(self, ids, sentence_ids, counts, window=5, negatives=5, batch_size=1024, sample=1e-3,
                  shared_negatives=None, seed=0):
@@ -427,7 +420,7 @@ class SkipGramBatches(torch.utils.data.IterableDataset):
         self.epoch = 0
 
     def examples(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        return skipgram_pairs(self.ids, self.sentence_ids, self.window, self.keep_prob, generator)
+        raise NotImplementedError
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -445,8 +438,22 @@ class SkipGramBatches(torch.utils.data.IterableDataset):
             yield (*(e[batch] for e in examples), noise)
 
 
-class CBOWBatches(SkipGramBatches):
-    """The same for CBOW: ``(contexts (B, C), centre (B,), negatives (B, K))``."""
+class SkipGramBatches(_WindowBatches):
+    """One epoch of shuffled skip-gram batches ``(centre (B,), context (B,), negatives)``.
+
+    ``negatives`` is (B, K), K noise words per pair as in word2vec, or with
+    ``shared_negatives=M`` one (M,) set of noise words for the whole batch (faster: one matrix
+    product instead of K lookups per pair). Every pass (epoch) subsamples again, draws new
+    windows and new negatives from its own generator seeded with ``seed + epoch``, so training
+    is reproducible. Use it with ``DataLoader(batches, batch_size=None)``: the batches are made.
+    """
+
+    def examples(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return skipgram_pairs(self.ids, self.sentence_ids, self.window, self.keep_prob, generator)
+
+
+class CBOWBatches(_WindowBatches):
+    """The same for CBOW: ``(contexts (B, C), centre (B,), negatives (B, K))``; same arguments."""
 
     def examples(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         return cbow_windows(self.ids, self.sentence_ids, self.window, self.keep_prob, generator)
