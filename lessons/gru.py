@@ -251,24 +251,27 @@ class _FusedGRUFunction(torch.autograd.Function):
         T, N, _ = x.shape
         H = W_hh.shape[0]
         d_out = d_out if d_out is not None else torch.zeros_like(hs[1:])
-        dh = d_out[T - 1] + (d_hT if d_hT is not None else 0)
+        r, z = rz[..., :H], rz[..., H:]
+        # Local derivatives that depend only on the forward values, for all steps at once:
+        to_g = (1 - z) * (1 - gs * gs)  # (T, N, H): dh -> pre-activation of g (through 1 - z and tanh')
+        to_z = (hs[:T] - gs) * z * (1 - z)  # dh -> pre-activation of z (through h_prev - g and sigmoid')
+        to_r = ah_g * r * (1 - r)  # d pre_g -> pre-activation of r (through h W_hg + b_hg and sigmoid')
         dax = torch.empty(T, N, 3 * H, dtype=x.dtype, device=x.device)  # input-side pre-activations
         dah = torch.empty_like(dax)  # hidden-side products h W_hh
+        dh = d_out[T - 1] + d_hT if d_hT is not None else d_out[T - 1].clone()
         W_hh_T = W_hh.T
         for t in range(T - 1, -1, -1):
-            r, z = rz[t].chunk(2, dim=1)
-            g, h_prev = gs[t], hs[t]
-            dr, dz, dpre_g = dax[t].chunk(3, dim=1)
-            torch.mul(dh, 1 - z, out=dpre_g).mul_(1 - g * g)  # through g and tanh'
-            torch.mul(dh, h_prev - g, out=dz).mul_(z * (1 - z))  # through z and sigmoid'
-            torch.mul(dpre_g, ah_g[t], out=dr).mul_(r * (1 - r))  # through r and sigmoid'
-            dah[t, :, : 2 * H] = dax[t, :, : 2 * H]
-            torch.mul(dpre_g, r, out=dah[t, :, 2 * H :])
-            dh_prev = torch.mm(dah[t], W_hh_T)
-            dh_prev.addcmul_(dh, z)  # the direct path z * h_prev
+            dax_t, dah_t = dax[t], dah[t]
+            dpre_g = torch.mul(dh, to_g[t], out=dax_t[:, 2 * H :])
+            torch.mul(dh, to_z[t], out=dax_t[:, H : 2 * H])
+            torch.mul(dpre_g, to_r[t], out=dax_t[:, :H])
+            dah_t[:, : 2 * H] = dax_t[:, : 2 * H]  # r and z enter both sides alike
+            torch.mul(dpre_g, r[t], out=dah_t[:, 2 * H :])  # g's hidden side is scaled by r
+            h_direct = dh * z[t]  # the direct path z * h_prev
             if t > 0:
-                dh_prev.add_(d_out[t - 1])
-            dh = dh_prev
+                dh = torch.addmm(d_out[t - 1], dah_t, W_hh_T).add_(h_direct)
+            else:
+                dh = torch.mm(dah_t, W_hh_T).add_(h_direct)
         dax2, dah2 = dax.view(T * N, 3 * H), dah.view(T * N, 3 * H)
         dx = torch.mm(dax2, W_xh.T).view_as(x)
         dW_xh = torch.mm(x.reshape(T * N, -1).T, dax2)

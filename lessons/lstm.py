@@ -344,27 +344,28 @@ class _FusedLSTMFunction(torch.autograd.Function):
         T, N, _ = x.shape
         H = W_hh.shape[0]
         d_out = d_out if d_out is not None else torch.zeros_like(hs[1:])
-        dh = d_out[T - 1] + (d_hT if d_hT is not None else 0)
+        # Everything that depends only on the forward values, for all steps at once:
+        local = acts * (1 - acts)  # (T, N, 4H): sigmoid' = s (1 - s) for i, f, o ...
+        g = acts[..., 2 * H : 3 * H]
+        torch.addcmul(torch.ones_like(g), g, g, value=-1, out=local[..., 2 * H : 3 * H])  # ... tanh' = 1 - g^2 for g
+        through_h = acts[..., 3 * H :] * (1 - tanh_cs * tanh_cs)  # (T, N, H): o (1 - tanh^2 c), from h_t into c_t
+        # dc times (g, c_prev, i) gives the gradients of (i, f, g): one broadcast product per step
+        partners = torch.stack([g, cs[:T], acts[..., :H]], dim=2)  # (T, N, 3, H)
+        da = torch.empty_like(acts)  # (T, N, 4H): the merged gate gradients dA_t
+        dh = d_out[T - 1] + d_hT if d_hT is not None else d_out[T - 1].clone()
         dc = d_cT.clone() if d_cT is not None else torch.zeros_like(cs[0])
-        da = torch.empty_like(acts)  # (T, N, 4H)
         W_hh_T = W_hh.T
         for t in range(T - 1, -1, -1):
-            i, f, g, o = acts[t].chunk(4, dim=1)
-            di, df, dg, do = da[t].chunk(4, dim=1)
-            tanh_c = tanh_cs[t]
-            torch.mul(dh, tanh_c, out=do)
-            dc.addcmul_(dh * o, 1 - tanh_c * tanh_c)  # both paths into c_t
-            torch.mul(dc, g, out=di)
-            torch.mul(dc, cs[t], out=df)
-            torch.mul(dc, i, out=dg)
-            di.mul_(i * (1 - i))
-            df.mul_(f * (1 - f))
-            dg.mul_(1 - g * g)
-            do.mul_(o * (1 - o))
-            dc.mul_(f)  # dc_{t-1}
-            dh = torch.mm(da[t], W_hh_T)  # dh_{t-1}
+            da_t = da[t]
+            torch.mul(dh, tanh_cs[t], out=da_t[:, 3 * H :])  # do = dh tanh(c)
+            dc.addcmul_(dh, through_h[t])  # both paths into c_t
+            torch.mul(partners[t], dc.unsqueeze(1), out=da_t[:, : 3 * H].view(N, 3, H))  # di, df, dg
+            dc.mul_(acts[t, :, H : 2 * H])  # dc_{t-1} = dc_t f_t
+            da_t.mul_(local[t])  # each gate's local derivative
             if t > 0:
-                dh.add_(d_out[t - 1])
+                dh = torch.addmm(d_out[t - 1], da_t, W_hh_T)  # dh_{t-1}
+            else:
+                dh = torch.mm(da_t, W_hh_T)
         da2 = da.view(T * N, 4 * H)
         dx = torch.mm(da2, W_xh.T).view_as(x)
         dW_xh = torch.mm(x.reshape(T * N, -1).T, da2)
@@ -395,13 +396,21 @@ class FastLSTM(LSTM):
 
 # --8<-- [start:heads]
 class LSTMRegressor(nn.Module):
-    """Many-to-one regression: read the sequence, answer once from the top layer's last state."""
+    """Many-to-one regression: read the sequence, answer once from the top layer's last state.
+
+    ``forget_bias`` (if given) starts every forget-gate bias at that value, as Keras'
+    ``unit_forget_bias=True`` does with 1.0: the cell state is kept from the first update on.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, output_size: int = 1,
-                 fast: bool = True) -> None:
+                 fast: bool = True, forget_bias: float | None = None) -> None:
         super().__init__()
         self.rnn = (FastLSTM if fast else LSTM)(input_size, hidden_size, num_layers)
         self.head = nn.Linear(hidden_size, output_size)
+        if forget_bias is not None:
+            with torch.no_grad():
+                for cell in self.rnn.cells:
+                    cell.b[hidden_size : 2 * hidden_size] = forget_bias  # the f block of i, f, g, o
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, (h_n, _) = self.rnn(x)  # (L, N, H)
