@@ -32,12 +32,22 @@ from matplotlib import font_manager
 
 from lessons.topic import make_data, train
 
-# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
-# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+# NanumGothic ships in the pinned koreanize-matplotlib wheel (a font with Hangul).
 fonts = pathlib.Path(importlib.util.find_spec("koreanize_matplotlib").submodule_search_locations[0]) / "fonts"
 font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
-plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False, "figure.dpi": 100})
+# DejaVu Sans first (digits, the minus sign of log-axis ticks, math symbols), NanumGothic
+# for Hangul. A missing glyph would draw an empty box: make it an error that fails the build.
+plt.rcParams.update({"font.family": ["DejaVu Sans", "NanumGothic"]})
 warnings.filterwarnings("error", message="Glyph .* missing")
+
+
+class FailOnMissingGlyph(logging.Handler):  # mathtext reports it through logging, not warnings
+    def emit(self, record):
+        if "glyph" in record.getMessage().lower():
+            raise RuntimeError(record.getMessage())
+
+
+logging.getLogger("matplotlib").addHandler(FailOnMissingGlyph())
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 
 TEXT = {
