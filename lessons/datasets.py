@@ -646,6 +646,10 @@ def load_reuters(
 # them; konlpy's corpus files are read as plain files (no Java needed).
 
 import importlib as _importlib
+import importlib.metadata as _importlib_metadata
+import json as _json
+import os as _os
+import tempfile as _tempfile
 import warnings as _warnings
 
 __all__ += [
@@ -772,8 +776,31 @@ def kiwi_tokenize(text: str, with_tags: bool = False) -> list[str]:
 
 @_functools.lru_cache(maxsize=None)
 def korean_corpus(source: str = "all") -> tuple[tuple[str, ...], ...]:
-    """`korean_documents` split into morphemes by `kiwi_tokenize`: one token tuple per file."""
-    return tuple(tuple(kiwi_tokenize(doc)) for doc in korean_documents(source))
+    """`korean_documents` split into morphemes by `kiwi_tokenize`: one token tuple per file.
+
+    Loading Kiwi's model and tokenizing take a few seconds, and every notebook kernel would pay
+    them again, so the result is kept in a file in the system's temporary folder (override with
+    ``RNN_LESSONS_CACHE``), named after the texts' SHA-256 and the kiwipiepy version: a change of
+    either makes a new file.
+    """
+    documents = korean_documents(source)
+    key = _hashlib.sha256("\x00".join(documents).encode("utf-8"))
+    key.update(_importlib_metadata.version("kiwipiepy").encode())
+    folder = _pathlib.Path(_os.environ.get("RNN_LESSONS_CACHE", _pathlib.Path(_tempfile.gettempdir()) / "rnn-lessons"))
+    path = folder / f"korean-corpus-{key.hexdigest()[:16]}.json"
+    try:
+        return tuple(tuple(doc) for doc in _json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        pass
+    corpus = tuple(tuple(kiwi_tokenize(doc)) for doc in documents)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{_os.getpid()}.tmp")
+        partial.write_text(_json.dumps(corpus, ensure_ascii=False), encoding="utf-8")
+        _os.replace(partial, path)  # atomic: a concurrent reader sees the old state or the whole file
+    except OSError:  # a read-only temporary folder only costs speed
+        pass
+    return corpus
 
 
 # --- Korean part-of-speech tagging with Kiwi's tags (the bidirectional lesson) ----------------
