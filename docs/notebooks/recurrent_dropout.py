@@ -1,0 +1,119 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 순환 드롭아웃 실습 노트북 { #recurrent-dropout-notebook }
+#
+# [순환 드롭아웃](../recurrent_dropout.md) 장의 마스크를 그림으로 보고, 기온 예측 모델의 에포크별 훈련·검증 곡선을 그립니다.
+# 마스크 그림은 사이트를 만들 때마다 새로 계산합니다. 곡선은 `benchmarks/forecasting.py`가 끝까지 학습시키며 저장한
+# `benchmarks/results/forecast-curves.json`을 읽어 그리므로, 장 본문의 결과 표와 같은 실행에서 나온 값입니다.
+
+# %%
+LANG = "ko"
+
+# %%
+import importlib.util
+import json
+import pathlib
+import warnings
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib import font_manager
+
+from lessons.recurrent_dropout import RecurrentDropout
+
+# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
+# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+spec = importlib.util.find_spec("koreanize_matplotlib")
+fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
+font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
+plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
+warnings.filterwarnings("error", message="Glyph .* missing")
+
+TEXT = {
+    "ko": {
+        "per_sequence": "시퀀스마다 한 번",
+        "per_step": "시점마다 새로",
+        "step": "시점 t",
+        "feature": "입력 특성",
+        "mask_title": "살아남은 입력 특성 (흰색 = 지움)",
+        "epoch": "에포크",
+        "mae": "MAE (°C)",
+        "train": "훈련",
+        "val": "검증",
+        "baseline": "상식 기준 모델 (검증)",
+    },
+    "en": {
+        "per_sequence": "once per sequence",
+        "per_step": "new at every step",
+        "step": "time step t",
+        "feature": "input feature",
+        "mask_title": "Kept input features (white = dropped)",
+        "epoch": "epoch",
+        "mae": "MAE (°C)",
+        "train": "training",
+        "val": "validation",
+        "baseline": "common sense (validation)",
+    },
+}[LANG]
+
+# %% [markdown]
+# ## 두 가지 마스크 { #masks }
+#
+# 같은 시퀀스 하나를 두 층에 넣고, 지워진 입력 특성이 받지 못한 기울기로 마스크를 읽어 냅니다.
+# 시퀀스마다 한 번 뽑은 마스크는 가로 줄무늬가 되고(모든 시점에 같은 특성), 시점마다 새로 뽑은 마스크는 흩어진 점이 됩니다.
+
+# %%
+torch.manual_seed(0)
+x = torch.randn(1, 40, 8)
+fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
+patterns = {}
+for ax, per_step in zip(axes, (False, True)):
+    layer = RecurrentDropout(8, 16, "gru", dropout=0.5, per_step=per_step)
+    xg = x.clone().requires_grad_(True)
+    layer(xg)[0].sum().backward()
+    kept = (xg.grad[0] != 0).float()  # (T, D)
+    patterns[per_step] = kept
+    ax.imshow(kept.T, cmap="Greys_r", aspect="auto", vmin=0, vmax=1)
+    ax.set(xlabel=TEXT["step"], title=TEXT["per_step" if per_step else "per_sequence"])
+axes[0].set_ylabel(TEXT["feature"])
+fig.suptitle(TEXT["mask_title"])
+plt.show()
+# once per sequence: every step keeps the same features; per step: not
+assert torch.equal(patterns[False], patterns[False][:1].expand_as(patterns[False]))
+assert not torch.equal(patterns[True], patterns[True][:1].expand_as(patterns[True]))
+
+# %% [markdown]
+# ## 훈련 곡선과 검증 곡선 { #curves }
+#
+# 드롭아웃이 없는 GRU, 시퀀스마다 마스크를 한 번 뽑은 GRU, 시점마다 새로 뽑은 GRU의 에포크별 MAE입니다.
+# 훈련 곡선은 드롭아웃이 켜진 상태에서 잰 값이므로, 드롭아웃이 있는 모델의 훈련 MAE는 검증 MAE보다 높게 나올 수 있습니다.
+
+# %%
+curves = json.loads(pathlib.Path("benchmarks/results/forecast-curves.json").read_text())
+names = ["gru", "gru_dropout", "gru_dropout_per_step"]
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
+for ax, name in zip(axes, names):
+    run = curves[name]
+    epochs = range(1, len(run["train_mae"]) + 1)
+    ax.plot(epochs, run["train_mae"], label=TEXT["train"])
+    ax.plot(epochs, run["val_mae"], label=TEXT["val"])
+    ax.axhline(curves["common_sense"]["val"], color="k", linestyle="--", linewidth=1, label=TEXT["baseline"])
+    ax.set(title=run["label"], xlabel=TEXT["epoch"], ylim=(1.5, 4.0))
+    ax.grid(True, alpha=0.3)
+axes[0].set_ylabel(TEXT["mae"])
+axes[0].legend()
+plt.show()
+for name in names:
+    run = curves[name]
+    print(f"{run['label']}: best val {min(run['val_mae']):.2f} at epoch {run['best_epoch']}, "
+          f"last val {run['val_mae'][-1]:.2f}")
+assert all(len(curves[n]["val_mae"]) == curves[n]["epochs"] for n in names)
