@@ -21,6 +21,7 @@ LANG = "ko"
 # %%
 import importlib.util
 import json
+import logging
 import pathlib
 import warnings
 
@@ -30,13 +31,23 @@ from matplotlib import font_manager
 
 from lessons.bidirectional import Bidirectional
 
-# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
-# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+# NanumGothic ships in the pinned koreanize-matplotlib wheel (a font with Hangul).
 spec = importlib.util.find_spec("koreanize_matplotlib")
 fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
 font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
-plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
+# DejaVu Sans first (digits, the minus sign, math symbols), NanumGothic for Hangul.
+# A missing glyph would draw an empty box: make it an error that fails the build.
+plt.rcParams.update({"font.family": ["DejaVu Sans", "NanumGothic"]})
 warnings.filterwarnings("error", message="Glyph .* missing")
+
+
+class FailOnMissingGlyph(logging.Handler):  # mathtext reports it through logging, not warnings
+    def emit(self, record):
+        if "glyph" in record.getMessage().lower():
+            raise RuntimeError(record.getMessage())
+
+
+logging.getLogger("matplotlib").addHandler(FailOnMissingGlyph())
 
 TEXT = {
     "ko": {
@@ -100,12 +111,12 @@ names = ["gru", "gru_reversed", "bigru"]
 fig, ax = plt.subplots(figsize=(7, 4))
 for name in names:
     run = curves[name]
-    ax.plot(range(1, len(run["val_mae"]) + 1), run["val_mae"], label=run["label"])
+    ax.plot(range(1, len(run["history"]["val_mae"]) + 1), run["history"]["val_mae"], label=run["label"])
 ax.axhline(curves["common_sense"]["val"], color="k", linestyle="--", linewidth=1, label=TEXT["baseline"])
 ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["mae"], title=TEXT["curves_title"])
 ax.grid(True, alpha=0.3)
 ax.legend()
 plt.show()
 for name in names:
-    print(f"{curves[name]['label']}: best val {min(curves[name]['val_mae']):.2f}")
-assert min(curves["gru_reversed"]["val_mae"]) > min(curves["gru"]["val_mae"])
+    print(f"{curves[name]['label']}: best val {curves[name]['val_mae_best']:.2f}")
+assert min(curves["gru_reversed"]["history"]["val_mae"]) > min(curves["gru"]["history"]["val_mae"])

@@ -21,6 +21,7 @@ LANG = "en"
 # %%
 import importlib.util
 import json
+import logging
 import pathlib
 import warnings
 
@@ -30,13 +31,23 @@ from matplotlib import font_manager
 
 from lessons.recurrent_dropout import RecurrentDropout
 
-# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
-# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+# NanumGothic ships in the pinned koreanize-matplotlib wheel (a font with Hangul).
 spec = importlib.util.find_spec("koreanize_matplotlib")
 fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
 font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
-plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
+# DejaVu Sans first (digits, the minus sign, math symbols), NanumGothic for Hangul.
+# A missing glyph would draw an empty box: make it an error that fails the build.
+plt.rcParams.update({"font.family": ["DejaVu Sans", "NanumGothic"]})
 warnings.filterwarnings("error", message="Glyph .* missing")
+
+
+class FailOnMissingGlyph(logging.Handler):  # mathtext reports it through logging, not warnings
+    def emit(self, record):
+        if "glyph" in record.getMessage().lower():
+            raise RuntimeError(record.getMessage())
+
+
+logging.getLogger("matplotlib").addHandler(FailOnMissingGlyph())
 
 TEXT = {
     "ko": {
@@ -103,9 +114,9 @@ names = ["gru", "gru_dropout", "gru_dropout_per_step"]
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
 for ax, name in zip(axes, names):
     run = curves[name]
-    epochs = range(1, len(run["train_mae"]) + 1)
-    ax.plot(epochs, run["train_mae"], label=TEXT["train"])
-    ax.plot(epochs, run["val_mae"], label=TEXT["val"])
+    epochs = range(1, len(run["history"]["train_mae"]) + 1)
+    ax.plot(epochs, run["history"]["train_mae"], label=TEXT["train"])
+    ax.plot(epochs, run["history"]["val_mae"], label=TEXT["val"])
     ax.axhline(curves["common_sense"]["val"], color="k", linestyle="--", linewidth=1, label=TEXT["baseline"])
     ax.set(title=run["label"], xlabel=TEXT["epoch"], ylim=(1.5, 4.0))
     ax.grid(True, alpha=0.3)
@@ -114,6 +125,6 @@ axes[0].legend()
 plt.show()
 for name in names:
     run = curves[name]
-    print(f"{run['label']}: best val {min(run['val_mae']):.2f} at epoch {run['best_epoch']}, "
-          f"last val {run['val_mae'][-1]:.2f}")
-assert all(len(curves[n]["val_mae"]) == curves[n]["epochs"] for n in names)
+    print(f"{run['label']}: best val {run['val_mae_best']:.2f} at epoch {run['best_epoch']}, "
+          f"last val {run['val_mae_last']:.2f}")
+assert all(len(curves[n]["history"]["val_mae"]) == curves[n]["epochs"] for n in names)

@@ -20,6 +20,7 @@ LANG = "en"
 # %%
 import importlib.util
 import json
+import logging
 import pathlib
 import warnings
 
@@ -27,13 +28,23 @@ import matplotlib.pyplot as plt
 from matplotlib import font_manager
 
 
-# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
-# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+# NanumGothic ships in the pinned koreanize-matplotlib wheel (a font with Hangul).
 spec = importlib.util.find_spec("koreanize_matplotlib")
 fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
 font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
-plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
+# DejaVu Sans first (digits, the minus sign, math symbols), NanumGothic for Hangul.
+# A missing glyph would draw an empty box: make it an error that fails the build.
+plt.rcParams.update({"font.family": ["DejaVu Sans", "NanumGothic"]})
 warnings.filterwarnings("error", message="Glyph .* missing")
+
+
+class FailOnMissingGlyph(logging.Handler):  # mathtext reports it through logging, not warnings
+    def emit(self, record):
+        if "glyph" in record.getMessage().lower():
+            raise RuntimeError(record.getMessage())
+
+
+logging.getLogger("matplotlib").addHandler(FailOnMissingGlyph())
 
 TEXT = {
     "ko": {
@@ -63,9 +74,9 @@ names = ["gru", "gru_dropout", "stacked_gru"]
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
 for ax, name in zip(axes, names):
     run = curves[name]
-    epochs = range(1, len(run["train_mae"]) + 1)
-    ax.plot(epochs, run["train_mae"], label=TEXT["train"])
-    ax.plot(epochs, run["val_mae"], label=TEXT["val"])
+    epochs = range(1, len(run["history"]["train_mae"]) + 1)
+    ax.plot(epochs, run["history"]["train_mae"], label=TEXT["train"])
+    ax.plot(epochs, run["history"]["val_mae"], label=TEXT["val"])
     ax.axhline(curves["common_sense"]["val"], color="k", linestyle="--", linewidth=1, label=TEXT["baseline"])
     ax.set(title=run["label"], xlabel=TEXT["epoch"], ylim=(1.5, 4.0))
     ax.grid(True, alpha=0.3)
@@ -74,6 +85,6 @@ axes[0].legend()
 plt.show()
 for name in names:
     run = curves[name]
-    print(f"{run['label']}: {run['parameters']} parameters, best val {min(run['val_mae']):.2f} "
+    print(f"{run['label']}: {run['parameters']} parameters, best val {run['val_mae_best']:.2f} "
           f"at epoch {run['best_epoch']}")
 assert curves["stacked_gru"]["parameters"] > curves["gru_dropout"]["parameters"]
