@@ -1,0 +1,108 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # GRU 실습 노트북 { #gru-notebook }
+#
+# [게이트 순환 유닛(GRU)](../gru.md) 장의 결과를 그림으로 살펴봅니다.
+# 곱셈 문제의 곡선은 `benchmarks/gated_multiplication.py`가 만든 결과 파일에서 읽고,
+# 노트의 식과 PyTorch의 식의 차이는 이 노트북이 직접 계산합니다. 노트북은 사이트를 만들 때마다 처음부터 실행됩니다.
+
+# %%
+LANG = "ko"
+
+# %%
+import importlib.util
+import json
+import pathlib
+import warnings
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib import font_manager
+
+from lessons.gru import GRUCell, notes_gru_step
+
+# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
+# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+spec = importlib.util.find_spec("koreanize_matplotlib")
+fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
+font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
+plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
+warnings.filterwarnings("error", message="Glyph .* missing")
+RESULTS = pathlib.Path("benchmarks/results")
+
+TEXT = {
+    "ko": {
+        "epoch": "에포크",
+        "ratio": "검증 MSE / 기준 모델 MSE (로그 축)",
+        "mult_title": "곱셈 문제 (T = 100): 같은 설정의 세 모델",
+        "target": "분산의 10%",
+        "step": "시점 $t$",
+        "diff": "$|h_t^{PyTorch} - h_t^{노트}|$의 최댓값",
+        "diff_title": "같은 가중치, 다른 후보 식: 두 GRU의 은닉 상태 차이",
+    },
+    "en": {
+        "epoch": "epoch",
+        "ratio": "validation MSE / baseline MSE (log scale)",
+        "mult_title": "Multiplication problem (T = 100): three models, same settings",
+        "target": "10% of the variance",
+        "step": "time step $t$",
+        "diff": "largest $|h_t^{PyTorch} - h_t^{notes}|$",
+        "diff_title": "Same weights, different candidate: hidden states of the two GRUs",
+    },
+}[LANG]
+
+# %% [markdown]
+# ## 곱셈 문제의 학습 곡선 { #multiplication }
+#
+# LSTM 장과 같은 결과 파일입니다. 에포크별 검증 MSE를 기준 모델(정답의 평균만 답하는 모델)의 MSE로 나눠 그립니다.
+
+# %%
+mult = json.loads((RESULTS / "gated-multiplication.json").read_text())
+baseline = mult["baseline_val_mse"]
+fig, ax = plt.subplots(figsize=(6.5, 4))
+for name, run in mult["models"].items():
+    ratio = [v / baseline for v in run["val_mse"]]
+    ax.semilogy(range(1, len(ratio) + 1), ratio, label=name)
+ax.axhline(0.1, color="k", linestyle="--", linewidth=1, label=TEXT["target"])
+ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["ratio"], title=TEXT["mult_title"])
+ax.legend()
+ax.grid(True, alpha=0.3)
+plt.show()
+best = {name: min(run["val_mse"]) / baseline for name, run in mult["models"].items()}
+print({name: round(value, 3) for name, value in best.items()})
+assert best["GRU"] < 0.1 and best["RNN"] > 0.8  # a failing cell fails the site build
+
+# %% [markdown]
+# ## 노트의 식과 PyTorch의 식 { #notes-variant }
+#
+# 같은 가중치의 셀 하나로 두 식을 50시점 동안 각각 돌리고, 시점마다 두 은닉 상태의 차이 가운데 가장 큰 값을 그립니다.
+# 차이가 0이 아니므로 두 식은 다른 함수입니다.
+
+# %%
+torch.manual_seed(0)
+cell = GRUCell(input_size=3, hidden_size=8).double()
+x = torch.randn(50, 4, 3, dtype=torch.float64)  # (T, N, D)
+h_torch = h_notes = torch.zeros(4, 8, dtype=torch.float64)
+gaps = []
+with torch.no_grad():
+    for x_t in x:
+        h_torch = cell(x_t, h_torch)
+        h_notes = notes_gru_step(cell, x_t, h_notes)
+        gaps.append((h_torch - h_notes).abs().max().item())
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.plot(range(1, len(gaps) + 1), gaps)
+ax.set(xlabel=TEXT["step"], ylabel=TEXT["diff"], title=TEXT["diff_title"])
+ax.grid(True, alpha=0.3)
+plt.show()
+print(f"largest gap {max(gaps):.3f}")
+assert max(gaps) > 0.01

@@ -1,0 +1,156 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # LSTM notebook { #lstm-notebook }
+#
+# Plots for the [long short-term memory (LSTM)](../lstm.md) lesson.
+# The curves of the multiplication problem and of the news classifier are read from the results files of the `benchmarks/` scripts;
+# for the gate plot, this notebook trains a small LSTM itself. The notebook runs from scratch at every site build.
+
+# %%
+LANG = "en"
+
+# %%
+import importlib.util
+import json
+import pathlib
+import warnings
+
+import matplotlib.pyplot as plt
+import pytorch_lightning as pl
+import torch
+from matplotlib import font_manager
+from torch.utils.data import DataLoader, TensorDataset
+
+from lessons.datasets import multiplication_problem, notes_split
+from lessons.lstm import LSTMSystem, fit
+
+# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
+# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+spec = importlib.util.find_spec("koreanize_matplotlib")
+fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
+font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
+plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
+warnings.filterwarnings("error", message="Glyph .* missing")
+RESULTS = pathlib.Path("benchmarks/results")
+
+TEXT = {
+    "ko": {
+        "epoch": "에포크",
+        "ratio": "검증 MSE / 기준 모델 MSE (로그 축)",
+        "mult_title": "곱셈 문제 (T = 100): 같은 설정의 세 모델",
+        "target": "분산의 10%",
+        "step": "시점 $t$",
+        "unit": "은닉 유닛",
+        "marker": "표시",
+        "gates": {"i": "입력 게이트 $i_t$", "f": "망각 게이트 $f_t$", "o": "출력 게이트 $o_t$"},
+        "gate_title": "학습된 LSTM의 게이트 (T = 20, 빨간 테두리: 표시된 시점)",
+        "loss": "손실 (교차 엔트로피)",
+        "train": "훈련 세트",
+        "val": "검증 세트",
+        "text_title": "BBC 뉴스 주제 분류: 손실 곡선",
+    },
+    "en": {
+        "epoch": "epoch",
+        "ratio": "validation MSE / baseline MSE (log scale)",
+        "mult_title": "Multiplication problem (T = 100): three models, same settings",
+        "target": "10% of the variance",
+        "step": "time step $t$",
+        "unit": "hidden unit",
+        "marker": "marker",
+        "gates": {"i": "input gate $i_t$", "f": "forget gate $f_t$", "o": "output gate $o_t$"},
+        "gate_title": "Gates of a trained LSTM (T = 20, red outline: marked steps)",
+        "loss": "loss (cross-entropy)",
+        "train": "training set",
+        "val": "validation set",
+        "text_title": "BBC News topics: loss curves",
+    },
+}[LANG]
+
+# %% [markdown]
+# ## Learning curves on the multiplication problem { #multiplication }
+#
+# Validation MSE per epoch saved by `benchmarks/gated_multiplication.py`, divided by the baseline (a model that always answers the mean).
+# Below 1 the model has learned something from the input; below the dashed line is the lesson's target.
+
+# %%
+mult = json.loads((RESULTS / "gated-multiplication.json").read_text())
+baseline = mult["baseline_val_mse"]
+fig, ax = plt.subplots(figsize=(6.5, 4))
+for name, run in mult["models"].items():
+    ratio = [v / baseline for v in run["val_mse"]]
+    ax.semilogy(range(1, len(ratio) + 1), ratio, label=name)
+ax.axhline(0.1, color="k", linestyle="--", linewidth=1, label=TEXT["target"])
+ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["ratio"], title=TEXT["mult_title"])
+ax.legend()
+ax.grid(True, alpha=0.3)
+plt.show()
+best = {name: min(run["val_mse"]) / baseline for name, run in mult["models"].items()}
+print({name: round(value, 3) for name, value in best.items()})
+assert best["LSTM"] < 0.1 and best["RNN"] > 0.8  # a failing cell fails the site build
+
+# %% [markdown]
+# ## Gates over a sequence { #gates }
+#
+# Training at 100 steps takes minutes, so here a small LSTM (16 hidden units, one layer) trains for a few seconds on the multiplication problem with 20 steps,
+# and we plot its gates while it reads one validation sequence. The red outlines are the two marked steps.
+
+# %%
+x, y = multiplication_problem(count=3000, steps=20, seed=0)
+(x_tr, y_tr), (x_va, y_va), _ = notes_split(x, y)
+pl.seed_everything(0, verbose=False)
+system = LSTMSystem("regression", lr=0.01, input_size=2, hidden_size=16, num_layers=1)
+train = DataLoader(TensorDataset(x_tr, y_tr), batch_size=64, shuffle=True)
+trainer = fit(system, train, DataLoader(TensorDataset(x_va, y_va), batch_size=512), max_epochs=15)
+ratio = trainer.callback_metrics["val_mse"].item() / y_va.var().item()
+print(f"validation MSE / variance: {ratio:.3f}")
+assert ratio < 0.3
+
+# the first validation sequence whose two marks are at least 8 steps apart
+positions = x_va[:, :, 0].nonzero()[:, 1].view(-1, 2)  # (N, 2)
+index = int(((positions[:, 1] - positions[:, 0]) >= 8).nonzero()[0])
+sample = x_va[index : index + 1]  # (1, T, 2)
+trace = system.model.rnn.gate_trace(sample)
+marks = positions[index].tolist()
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), sharey=True, layout="constrained")
+for ax, key in zip(axes, "ifo"):
+    image = ax.imshow(trace[key][0].T, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for t in marks:
+        ax.axvspan(t - 0.5, t + 0.5, fill=False, edgecolor="red", linewidth=1.5)
+    ax.set(title=TEXT["gates"][key], xlabel=TEXT["step"])
+axes[0].set_ylabel(TEXT["unit"])
+fig.colorbar(image, ax=axes, shrink=0.9)
+fig.suptitle(TEXT["gate_title"])
+plt.show()
+print("marked steps:", marks)
+
+# %% [markdown]
+# At the two marked steps the input gates of several units open or close sharply; at the other steps they stay at similar values.
+# The model has learned to put only the marked values into its cell state and to ignore the values in between.
+
+# %% [markdown]
+# ## Loss curves of the news classifier { #text-classification }
+#
+# The losses per epoch saved by `benchmarks/lstm_text.py`, training and validation set together as in the notes' plot.
+
+# %%
+text = json.loads((RESULTS / "lstm-bbc-news.json").read_text())
+history = text["history"]
+epochs = range(1, len(history["train_loss"]) + 1)
+fig, ax = plt.subplots(figsize=(6, 3.8))
+ax.plot(epochs, history["train_loss"], marker=".", label=TEXT["train"])
+ax.plot(epochs, history["val_loss"], marker=".", label=TEXT["val"])
+ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["loss"], title=TEXT["text_title"])
+ax.legend()
+ax.grid(True, alpha=0.3)
+plt.show()
+print(f"test accuracy {text['test_acc']:.4f} (epoch {text['best_epoch']})")
+assert text["test_acc"] > 3 * text["majority_test_acc"]
