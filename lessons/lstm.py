@@ -344,24 +344,26 @@ class _FusedLSTMFunction(torch.autograd.Function):
         T, N, _ = x.shape
         H = W_hh.shape[0]
         d_out = d_out if d_out is not None else torch.zeros_like(hs[1:])
-        # Everything that depends only on the forward values, for all steps at once:
-        local = acts * (1 - acts)  # (T, N, 4H): sigmoid' = s (1 - s) for i, f, o ...
-        g = acts[..., 2 * H : 3 * H]
-        torch.addcmul(torch.ones_like(g), g, g, value=-1, out=local[..., 2 * H : 3 * H])  # ... tanh' = 1 - g^2 for g
-        through_h = acts[..., 3 * H :] * (1 - tanh_cs * tanh_cs)  # (T, N, H): o (1 - tanh^2 c), from h_t into c_t
-        # dc times (g, c_prev, i) gives the gradients of (i, f, g): one broadcast product per step
-        partners = torch.stack([g, cs[:T], acts[..., :H]], dim=2)  # (T, N, 3, H)
         da = torch.empty_like(acts)  # (T, N, 4H): the merged gate gradients dA_t
         dh = d_out[T - 1] + d_hT if d_hT is not None else d_out[T - 1].clone()
         dc = d_cT.clone() if d_cT is not None else torch.zeros_like(cs[0])
+        ones = torch.ones_like(dc)
         W_hh_T = W_hh.T
+        # One step at a time, so that each step's values stay in the CPU cache.
         for t in range(T - 1, -1, -1):
-            da_t = da[t]
-            torch.mul(dh, tanh_cs[t], out=da_t[:, 3 * H :])  # do = dh tanh(c)
-            dc.addcmul_(dh, through_h[t])  # both paths into c_t
-            torch.mul(partners[t], dc.unsqueeze(1), out=da_t[:, : 3 * H].view(N, 3, H))  # di, df, dg
-            dc.mul_(acts[t, :, H : 2 * H])  # dc_{t-1} = dc_t f_t
-            da_t.mul_(local[t])  # each gate's local derivative
+            a_t, da_t, tanh_c = acts[t], da[t], tanh_cs[t]
+            i, f, g, o = a_t.chunk(4, dim=1)
+            di, df, dg, do = da_t.chunk(4, dim=1)
+            torch.mul(dh, tanh_c, out=do)  # h = o tanh(c)
+            through_h = torch.addcmul(ones, tanh_c, tanh_c, value=-1).mul_(o)  # o (1 - tanh^2 c)
+            dc.addcmul_(dh, through_h)  # both paths into c_t: from h_t and from c_{t+1}
+            torch.mul(dc, g, out=di)  # c = f c_prev + i g
+            torch.mul(dc, cs[t], out=df)
+            torch.mul(dc, i, out=dg)
+            dc.mul_(f)  # dc_{t-1} = dc_t f_t: the conveyor belt
+            local = torch.addcmul(a_t, a_t, a_t, value=-1)  # sigmoid' = s (1 - s) for i, f, o ...
+            torch.addcmul(ones, g, g, value=-1, out=local[:, 2 * H : 3 * H])  # ... tanh' = 1 - g^2 for g
+            da_t.mul_(local)
             if t > 0:
                 dh = torch.addmm(d_out[t - 1], da_t, W_hh_T)  # dh_{t-1}
             else:
