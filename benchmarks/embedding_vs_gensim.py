@@ -178,7 +178,8 @@ def main(argv=None):
     lines += [
         "",
         f"Corpus: {corpus_name}, {words:,} words; dimension {args.dim}, window {args.window}, "
-        f"{args.negatives} negatives, {args.epochs} epochs, medians of {args.rounds} interleaved rounds. "
+        f"{args.negatives} negatives, {args.epochs} epochs, medians of {args.rounds} interleaved rounds "
+        "(speed vs gensim: the median of the per-round ratios, so it need not equal the ratio of the median words/s). "
         f"Analogies: {rows[0]['covered']:,} questions of questions-words.txt in the vocabulary; "
         f"wordsim353: {rows[0]['oov']:.0f} % of the pairs out of the vocabulary. "
         "gensim's overlap row compares two gensim runs with different seeds.",
