@@ -6,7 +6,15 @@ Only fences tagged exactly ```python are collected; code included from lessons/*
 module itself (tests/test_<topic>.py and its docstrings).
 """
 
+import os
 from doctest import ELLIPSIS, NORMALIZE_WHITESPACE
+
+# One thread per process for the whole run: pytest and the background site build (whose
+# notebook kernels inherit this environment) share the machine's cores, and two processes with
+# two threads each on two cores make the small ops of these lessons 10-100x slower.
+# Set before anything imports torch; an explicit setting in the environment wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 from sybil import Sybil
 from sybil.document import PythonDocStringDocument
@@ -22,7 +30,6 @@ def _seed(namespace):
 
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 pages = Sybil(
