@@ -250,7 +250,8 @@ class _FusedGRUFunction(torch.autograd.Function):
         x, W_xh, W_hh, hs, rz, gs, ah_g = ctx.saved_tensors
         T, N, _ = x.shape
         H = W_hh.shape[0]
-        d_out = d_out if d_out is not None else torch.zeros_like(hs[1:])
+        # our own contiguous copy of dL/dh_t (one copy, not T): dh_{t-1} accumulates into it in place
+        d_out = hs.new_zeros(T, N, H) if d_out is None else torch.empty_like(hs[1:]).copy_(d_out)
         r, z = rz[..., :H], rz[..., H:]
         # Local derivatives that depend only on the forward values, for all steps at once:
         to_g = (1 - z) * (1 - gs * gs)  # (T, N, H): dh -> pre-activation of g (through 1 - z and tanh')
@@ -269,7 +270,7 @@ class _FusedGRUFunction(torch.autograd.Function):
             torch.mul(dpre_g, r[t], out=dah_t[:, 2 * H :])  # g's hidden side is scaled by r
             h_direct = dh * z[t]  # the direct path z * h_prev
             if t > 0:
-                dh = torch.addmm(d_out[t - 1], dah_t, W_hh_T).add_(h_direct)
+                dh = d_out[t - 1].addmm_(dah_t, W_hh_T).add_(h_direct)
             else:
                 dh = torch.mm(dah_t, W_hh_T).add_(h_direct)
         dax2, dah2 = dax.view(T * N, 3 * H), dah.view(T * N, 3 * H)

@@ -320,14 +320,14 @@ class _FusedLSTMFunction(torch.autograd.Function):
     def forward(ctx, x, h0, c0, W_xh, W_hh, b):  # x: (T, N, D) time-major
         T, N, _ = x.shape
         H = W_hh.shape[0]
-        xp = torch.addmm(b, x.reshape(T * N, -1), W_xh).view(T, N, 4 * H)  # (T, N, 4H)
-        acts = torch.empty_like(xp)  # gate activations, filled in place
+        # x W_xh + b for all steps, written straight into the buffer that becomes the gate activations
+        acts = torch.addmm(b, x.reshape(T * N, -1), W_xh).view(T, N, 4 * H)  # (T, N, 4H)
         cs = x.new_empty(T + 1, N, H)
         hs = x.new_empty(T + 1, N, H)
         tanh_cs = x.new_empty(T, N, H)
         hs[0], cs[0] = h0, c0
         for t in range(T):
-            a = torch.addmm(xp[t], hs[t], W_hh, out=acts[t])  # (N, 4H)
+            a = acts[t].addmm_(hs[t], W_hh)  # (N, 4H): pre-activation, in place
             torch.sigmoid_(a[:, : 2 * H])  # i, f
             torch.tanh_(a[:, 2 * H : 3 * H])  # g
             torch.sigmoid_(a[:, 3 * H :])  # o
@@ -343,7 +343,8 @@ class _FusedLSTMFunction(torch.autograd.Function):
         x, W_xh, W_hh, acts, cs, hs, tanh_cs = ctx.saved_tensors
         T, N, _ = x.shape
         H = W_hh.shape[0]
-        d_out = d_out if d_out is not None else torch.zeros_like(hs[1:])
+        # our own contiguous copy of dL/dh_t (one copy, not T): dh_{t-1} accumulates into it in place
+        d_out = hs.new_zeros(T, N, H) if d_out is None else torch.empty_like(hs[1:]).copy_(d_out)
         da = torch.empty_like(acts)  # (T, N, 4H): the merged gate gradients dA_t
         dh = d_out[T - 1] + d_hT if d_hT is not None else d_out[T - 1].clone()
         dc = d_cT.clone() if d_cT is not None else torch.zeros_like(cs[0])
@@ -365,7 +366,7 @@ class _FusedLSTMFunction(torch.autograd.Function):
             torch.addcmul(ones, g, g, value=-1, out=local[:, 2 * H : 3 * H])  # ... tanh' = 1 - g^2 for g
             da_t.mul_(local)
             if t > 0:
-                dh = torch.addmm(d_out[t - 1], da_t, W_hh_T)  # dh_{t-1}
+                dh = d_out[t - 1].addmm_(da_t, W_hh_T)  # dh_{t-1}
             else:
                 dh = torch.mm(da_t, W_hh_T)
         da2 = da.view(T * N, 4 * H)
