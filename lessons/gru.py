@@ -253,22 +253,19 @@ class _FusedGRUFunction(torch.autograd.Function):
         # our own contiguous copy of dL/dh_t (one copy, not T): dh_{t-1} accumulates into it in place
         d_out = hs.new_zeros(T, N, H) if d_out is None else torch.empty_like(hs[1:]).copy_(d_out)
         r, z = rz[..., :H], rz[..., H:]
-        # Local derivatives that depend only on the forward values, for all steps at once:
-        to_g = (1 - z) * (1 - gs * gs)  # (T, N, H): dh -> pre-activation of g (through 1 - z and tanh')
-        to_z = (hs[:T] - gs) * z * (1 - z)  # dh -> pre-activation of z (through h_prev - g and sigmoid')
-        to_r = ah_g * r * (1 - r)  # d pre_g -> pre-activation of r (through h W_hg + b_hg and sigmoid')
         dax = torch.empty(T, N, 3 * H, dtype=x.dtype, device=x.device)  # input-side pre-activations
         dah = torch.empty_like(dax)  # hidden-side products h W_hh
         dh = d_out[T - 1] + d_hT if d_hT is not None else d_out[T - 1].clone()
         W_hh_T = W_hh.T
         for t in range(T - 1, -1, -1):
-            dax_t, dah_t = dax[t], dah[t]
-            dpre_g = torch.mul(dh, to_g[t], out=dax_t[:, 2 * H :])
-            torch.mul(dh, to_z[t], out=dax_t[:, H : 2 * H])
-            torch.mul(dpre_g, to_r[t], out=dax_t[:, :H])
+            dax_t, dah_t, r_t, z_t, g_t = dax[t], dah[t], r[t], z[t], gs[t]
+            # one step at a time, so that the step's values stay in the CPU cache
+            dpre_g = torch.mul(dh, 1 - z_t, out=dax_t[:, 2 * H :]).mul_(1 - g_t * g_t)  # through 1 - z, tanh'
+            torch.mul(dh, hs[t] - g_t, out=dax_t[:, H : 2 * H]).mul_(z_t * (1 - z_t))  # through h_prev - g, sigmoid'
+            torch.mul(dpre_g, ah_g[t], out=dax_t[:, :H]).mul_(r_t * (1 - r_t))  # through h W_hg + b_hg, sigmoid'
             dah_t[:, : 2 * H] = dax_t[:, : 2 * H]  # r and z enter both sides alike
-            torch.mul(dpre_g, r[t], out=dah_t[:, 2 * H :])  # g's hidden side is scaled by r
-            h_direct = dh * z[t]  # the direct path z * h_prev
+            torch.mul(dpre_g, r_t, out=dah_t[:, 2 * H :])  # g's hidden side is scaled by r
+            h_direct = dh * z_t  # the direct path z * h_prev
             if t > 0:
                 dh = d_out[t - 1].addmm_(dah_t, W_hh_T).add_(h_direct)
             else:
