@@ -45,6 +45,12 @@ def _execute(path: Path):
         resources={"metadata": {"path": str(ROOT)}},  # notebooks import lessons/ from here
     )
     client.execute()
+    # An error while *displaying* an output (e.g. a figure that cannot be drawn) does not fail
+    # the cell, only shows up as an error output: fail the build on those too.
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else ():
+            if output.get("output_type") == "error":
+                raise RuntimeError(f"{path}: {output['ename']}: {output['evalue']}\n{cell.source}")
     return nb
 
 

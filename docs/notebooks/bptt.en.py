@@ -21,6 +21,7 @@ LANG = "en"
 
 # %%
 import importlib.util
+import logging
 import json
 import math
 import pathlib
@@ -40,13 +41,23 @@ from lessons.datasets import multiplication_problem, notes_split
 # (N, 30) matrices: one thread is faster than two (no synchronisation)
 torch.set_num_threads(1)
 
-# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
-# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+# NanumGothic ships in the pinned koreanize-matplotlib wheel (a font with Hangul).
 spec = importlib.util.find_spec("koreanize_matplotlib")
 fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
 font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
-plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
+# DejaVu Sans first (digits, the minus sign of log-axis ticks, math symbols), NanumGothic
+# for Hangul. A missing glyph would draw an empty box: make it an error that fails the build.
+plt.rcParams.update({"font.family": ["DejaVu Sans", "NanumGothic"]})
 warnings.filterwarnings("error", message="Glyph .* missing")
+
+
+class FailOnMissingGlyph(logging.Handler):  # mathtext reports it through logging, not warnings
+    def emit(self, record):
+        if "glyph" in record.getMessage().lower():
+            raise RuntimeError(record.getMessage())
+
+
+logging.getLogger("matplotlib").addHandler(FailOnMissingGlyph())
 
 
 def plain_log_ticks(ax):

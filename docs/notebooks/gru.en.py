@@ -20,6 +20,7 @@ LANG = "en"
 
 # %%
 import importlib.util
+import logging
 import json
 import pathlib
 import warnings
@@ -30,13 +31,23 @@ from matplotlib import font_manager
 
 from lessons.gru import GRUCell, notes_gru_step
 
-# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
-# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+# NanumGothic ships in the pinned koreanize-matplotlib wheel (a font with Hangul).
 spec = importlib.util.find_spec("koreanize_matplotlib")
 fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
 font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
-plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
+# DejaVu Sans first (digits, the minus sign of log-axis ticks, math symbols), NanumGothic
+# for Hangul. A missing glyph would draw an empty box: make it an error that fails the build.
+plt.rcParams.update({"font.family": ["DejaVu Sans", "NanumGothic"]})
 warnings.filterwarnings("error", message="Glyph .* missing")
+
+
+class FailOnMissingGlyph(logging.Handler):  # mathtext reports it through logging, not warnings
+    def emit(self, record):
+        if "glyph" in record.getMessage().lower():
+            raise RuntimeError(record.getMessage())
+
+
+logging.getLogger("matplotlib").addHandler(FailOnMissingGlyph())
 RESULTS = pathlib.Path("benchmarks/results")
 
 TEXT = {
@@ -45,8 +56,8 @@ TEXT = {
         "ratio": "검증 MSE / 기준 모델 MSE (로그 축)",
         "mult_title": "곱셈 문제 (T = 100): 같은 설정의 세 모델",
         "target": "분산의 10%",
-        "step": "시점 $t$",
-        "diff": "$|h_t^{PyTorch} - h_t^{노트}|$의 최댓값",
+        "step": "시점 t",
+        "diff": "PyTorch와 노트의 은닉 상태 차이 (최댓값)",
         "diff_title": "같은 가중치, 다른 후보 식: 두 GRU의 은닉 상태 차이",
     },
     "en": {

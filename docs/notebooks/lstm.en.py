@@ -20,6 +20,7 @@ LANG = "en"
 
 # %%
 import importlib.util
+import logging
 import json
 import pathlib
 import warnings
@@ -33,13 +34,23 @@ from torch.utils.data import DataLoader, TensorDataset
 from lessons.datasets import multiplication_problem, notes_split
 from lessons.lstm import LSTMSystem, fit
 
-# Hangul needs a font that has it: NanumGothic ships in the koreanize-matplotlib wheel.
-# A missing glyph would draw empty boxes, so make it an error that fails the site build.
+# NanumGothic ships in the pinned koreanize-matplotlib wheel (a font with Hangul).
 spec = importlib.util.find_spec("koreanize_matplotlib")
 fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
 font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
-plt.rcParams.update({"font.family": "NanumGothic", "axes.unicode_minus": False})
+# DejaVu Sans first (digits, the minus sign of log-axis ticks, math symbols), NanumGothic
+# for Hangul. A missing glyph would draw an empty box: make it an error that fails the build.
+plt.rcParams.update({"font.family": ["DejaVu Sans", "NanumGothic"]})
 warnings.filterwarnings("error", message="Glyph .* missing")
+
+
+class FailOnMissingGlyph(logging.Handler):  # mathtext reports it through logging, not warnings
+    def emit(self, record):
+        if "glyph" in record.getMessage().lower():
+            raise RuntimeError(record.getMessage())
+
+
+logging.getLogger("matplotlib").addHandler(FailOnMissingGlyph())
 RESULTS = pathlib.Path("benchmarks/results")
 
 TEXT = {
@@ -48,10 +59,10 @@ TEXT = {
         "ratio": "검증 MSE / 기준 모델 MSE (로그 축)",
         "mult_title": "곱셈 문제 (T = 100): 같은 설정의 세 모델",
         "target": "분산의 10%",
-        "step": "시점 $t$",
+        "step": "시점 t",
         "unit": "은닉 유닛",
         "marker": "표시",
-        "gates": {"i": "입력 게이트 $i_t$", "f": "망각 게이트 $f_t$", "o": "출력 게이트 $o_t$"},
+        "gates": {"i": "입력 게이트 (i)", "f": "망각 게이트 (f)", "o": "출력 게이트 (o)"},
         "gate_title": "학습된 LSTM의 게이트 (T = 20, 빨간 테두리: 표시된 시점)",
         "loss": "손실 (교차 엔트로피)",
         "train": "훈련 세트",
