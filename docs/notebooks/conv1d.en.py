@@ -1,0 +1,195 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 1D convolution notebook { #conv1d-notebook }
+#
+# Pictures for the [1D convolution](../conv1d.md) lesson: the feature maps of a shifted pattern, the speed measured by the
+# benchmark script, the receptive field of three ways of stacking, and the per-epoch curves of forecasting and news classification.
+
+# %%
+LANG = "en"
+
+# %%
+import importlib.util
+import json
+import logging
+import pathlib
+import warnings
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib import font_manager
+
+from lessons.conv1d import Conv1D, receptive_field
+
+# NanumGothic ships in the pinned koreanize-matplotlib wheel (a font with Hangul).
+spec = importlib.util.find_spec("koreanize_matplotlib")
+fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
+font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
+# DejaVu Sans first (digits, the minus sign, math symbols), NanumGothic for Hangul.
+# A missing glyph would draw an empty box: make it an error that fails the build.
+plt.rcParams.update({"font.family": ["DejaVu Sans", "NanumGothic"]})
+warnings.filterwarnings("error", message="Glyph .* missing")
+
+
+class FailOnMissingGlyph(logging.Handler):  # mathtext reports it through logging, not warnings
+    def emit(self, record):
+        if "glyph" in record.getMessage().lower():
+            raise RuntimeError(record.getMessage())
+
+
+logging.getLogger("matplotlib").addHandler(FailOnMissingGlyph())
+
+TEXT = {
+    "ko": {
+        "step": "시점",
+        "feature": "특성 맵 (채널 0)",
+        "early": "패턴이 5번째 시점에",
+        "late": "패턴이 45번째 시점에",
+        "T": "시퀀스 길이 T",
+        "ms": "학습 한 단계 (ms)",
+        "layers": "층 수",
+        "field": "수용 영역 (시점)",
+        "plain3": "k = 3, 쌓기만",
+        "plain7": "k = 7, 쌓기만",
+        "dilated": "k = 3, 팽창 1, 2, 4, …",
+        "epoch": "에포크",
+        "mae": "검증 MAE (°C)",
+        "baseline": "상식 기준 모델",
+        "acc": "검증 정확도",
+        "words": "단어",
+    },
+    "en": {
+        "step": "step",
+        "feature": "feature map (channel 0)",
+        "early": "pattern at step 5",
+        "late": "pattern at step 45",
+        "T": "sequence length T",
+        "ms": "one training step (ms)",
+        "layers": "layers",
+        "field": "receptive field (steps)",
+        "plain3": "k = 3, stacked",
+        "plain7": "k = 7, stacked",
+        "dilated": "k = 3, dilations 1, 2, 4, …",
+        "epoch": "epoch",
+        "mae": "validation MAE (°C)",
+        "baseline": "common sense",
+        "acc": "validation accuracy",
+        "words": "words",
+    },
+}[LANG]
+
+# %% [markdown]
+# ## A shifted pattern { #translation-invariance }
+#
+# The convolution layer of the lesson gets the same pattern at step 5 and at step 45. The feature maps have the same shape, only 40 steps apart,
+# so global max pooling (dotted line) gives both inputs the same value.
+
+# %%
+torch.manual_seed(0)
+conv = Conv1D(in_channels=1, out_channels=4, kernel_size=3).double()
+
+
+def placed(t, T=50):
+    x = torch.zeros(1, T, 1, dtype=torch.float64)
+    x[0, t:t + 3, 0] = torch.tensor([1.0, -1.0, 2.0])
+    return x
+
+
+with torch.no_grad():
+    maps = {key: conv(placed(t))[0, :, 0] for key, t in (("early", 5), ("late", 45))}
+fig, ax = plt.subplots(figsize=(8, 3))
+for key, y in maps.items():
+    ax.plot(y, marker=".", label=TEXT[key])
+ax.axhline(float(maps["early"].max()), color="k", linestyle=":", linewidth=1)
+ax.set(xlabel=TEXT["step"], ylabel=TEXT["feature"])
+ax.legend()
+ax.grid(True, alpha=0.3)
+plt.show()
+assert float(maps["early"].max()) == float(maps["late"].max())
+
+# %% [markdown]
+# ## Speed { #speed }
+#
+# The medians that `benchmarks/conv_speed.py` saved in `benchmarks/results/conv-speed.json`, on log scales for both axes.
+# The LSTM computes one step after another, so its time grows in proportion to $T$; the convolution computes every window at once.
+
+# %%
+speed = json.loads(pathlib.Path("benchmarks/results/conv-speed.json").read_text())
+fig, ax = plt.subplots(figsize=(6, 4))
+for key, label in speed["labels"].items():
+    ax.plot(speed["Ts"], [row["median_ms"][key] for row in speed["rows"]], marker="o", label=label)
+ax.set(xscale="log", yscale="log", xlabel=TEXT["T"], ylabel=TEXT["ms"])
+ax.legend()
+ax.grid(True, which="both", alpha=0.3)
+plt.show()
+for row in speed["rows"]:
+    print(f"T = {row['T']:5d}: LSTM / Conv1D = {row['ratio']['lstm/conv']:5.1f}x, "
+          f"LSTM / nn.Conv1d = {row['ratio']['lstm/conv_torch']:5.1f}x")
+
+# %% [markdown]
+# ## Receptive field { #receptive-field }
+#
+# Stacking alone adds $k - 1$ steps per layer; doubling the dilation from layer to layer makes the receptive field grow exponentially with depth.
+
+# %%
+layers = list(range(1, 11))
+fields = {
+    "plain3": [receptive_field([(3, 1, 1)] * L) for L in layers],
+    "plain7": [receptive_field([(7, 1, 1)] * L) for L in layers],
+    "dilated": [receptive_field([(3, 1, 2 ** l) for l in range(L)]) for L in layers],
+}
+fig, ax = plt.subplots(figsize=(6, 4))
+for key, values in fields.items():
+    ax.plot(layers, values, marker="o", label=TEXT[key])
+ax.set(yscale="log", xlabel=TEXT["layers"], ylabel=TEXT["field"])
+ax.legend()
+ax.grid(True, which="both", alpha=0.3)
+plt.show()
+assert fields["dilated"][-1] == 2 ** 11 - 1 and fields["plain3"][-1] == 21
+
+# %% [markdown]
+# ## Temperature forecasting { #forecasting }
+#
+# The per-epoch validation MAE saved by `benchmarks/forecasting.py`. The convnet stays above the common-sense baseline throughout training.
+
+# %%
+curves = json.loads(pathlib.Path("benchmarks/results/forecast-curves.json").read_text())
+fig, ax = plt.subplots(figsize=(7, 4))
+for name in ("lstm", "conv", "cnn_lstm"):
+    run = curves[name]
+    ax.plot(range(1, run["epochs"] + 1), run["history"]["val_mae"], marker=".", label=run["label"])
+ax.axhline(curves["common_sense"]["val"], color="k", linestyle="--", linewidth=1, label=TEXT["baseline"])
+ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["mae"])
+ax.legend(fontsize=8)
+ax.grid(True, alpha=0.3)
+plt.show()
+assert min(curves["conv"]["history"]["val_mae"]) > curves["common_sense"]["val"]
+
+# %% [markdown]
+# ## News classification { #text-classification }
+#
+# The per-epoch validation accuracy on BBC News saved by `benchmarks/conv_text.py`: the first 100 words of each article on the left, 400 on the right.
+
+# %%
+text = json.loads(pathlib.Path("benchmarks/results/conv-text.json").read_text())
+fig, axes = plt.subplots(1, len(text["runs"]), figsize=(11, 3.5), sharey=True)
+for ax, (T, runs) in zip(axes, text["runs"].items()):
+    for run in runs.values():
+        ax.plot(range(1, run["epochs"] + 1), run["history"]["val_acc"], marker=".", label=run["label"])
+    ax.set(title=f"T = {T} {TEXT['words']}", xlabel=TEXT["epoch"])
+    ax.grid(True, alpha=0.3)
+axes[0].set_ylabel(TEXT["acc"])
+axes[0].legend(fontsize=8)
+plt.show()
+for T, runs in text["runs"].items():
+    for kind, run in runs.items():
+        print(f"T = {T}, {kind:6s}: test accuracy {run['test_acc']:.3f}, {run['seconds_per_epoch']:.1f} s/epoch")

@@ -1,0 +1,97 @@
+"""Tests of benchmarks/conv_speed.py: the encoders end in one (N, 64) vector; the lesson's Conv1D
+stack and the torch.nn.Conv1d one compute the same function; the quick mode writes the committed
+table format; the claims the pages make hold in the committed full run."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("conv_speed_benchmark", ROOT / "benchmarks" / "conv_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _table_shape(text):
+    lines = text.splitlines()
+    rows = [line for line in lines if line.startswith("|")]
+    return lines[0].startswith("`python benchmarks/conv_speed.py"), rows[:2], {len(r.split("|")) for r in rows}
+
+
+@pytest.mark.parametrize("T", [14, 25, 101])
+def test_every_encoder_ends_in_one_vector(T):
+    encoders = _benchmark().build_encoders()
+    assert list(encoders) == ["lstm", "lstm_subnormal", "conv", "conv_torch"]
+    x = torch.randn(3, T, 32)
+    for name, encoder in encoders.items():
+        assert encoder(x).shape == (3, 64), name
+
+
+def test_the_lessons_conv_stack_equals_the_torch_one():
+    bench = _benchmark()
+    encoders = bench.build_encoders()
+    ours, reference = encoders["conv"], encoders["conv_torch"]
+    with torch.no_grad():
+        for mine, theirs in ((ours.conv1, reference.conv1), (ours.conv2, reference.conv2)):
+            mine.W.copy_(theirs.weight)
+            mine.b.copy_(theirs.bias)
+    x = torch.randn(4, 50, 32)
+    torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=1e-5)
+
+
+def test_encoders_are_seeded():
+    bench = _benchmark()
+    first, second = bench.build_encoders(), bench.build_encoders()
+    for name in first:
+        for a, b in zip(first[name].parameters(), second[name].parameters()):
+            assert torch.equal(a, b), name
+
+
+def test_quick_mode_writes_the_committed_table_format(tmp_path):
+    result = _benchmark().main(["--quick", "--out", str(tmp_path)])
+    name = "conv-speed.md"
+    quick = _table_shape((tmp_path / name).read_text(encoding="utf-8"))
+    assert quick == _table_shape((RESULTS / name).read_text(encoding="utf-8"))
+    assert quick[0] and len(quick[2]) == 1
+    saved = json.loads((tmp_path / "conv-speed.json").read_text(encoding="utf-8"))
+    assert saved["quick"] is True and result["quick"] is True
+    assert saved["header"] == (tmp_path / name).read_text(encoding="utf-8").splitlines()[0]
+    for row in saved["rows"]:
+        for encoder in ("lstm", "lstm_subnormal", "conv", "conv_torch"):
+            assert len(row["rounds_ms"][encoder]) == saved["rounds"]
+            assert row["median_ms"][encoder] > 0
+
+
+# Checks the committed FULL run (python benchmarks/conv_speed.py), not a quick one: skipped while
+# benchmarks/results/conv-speed.json holds a --quick placeholder.
+def test_the_pages_claims_hold_in_the_committed_full_run():
+    run = json.loads((RESULTS / "conv-speed.json").read_text(encoding="utf-8"))
+    if run["quick"]:
+        pytest.skip("benchmarks/results/conv-speed.json is a --quick run: run python benchmarks/conv_speed.py")
+    rows = {row["T"]: row for row in run["rows"]}
+    ms = {T: row["median_ms"] for T, row in rows.items()}
+    for T, row in rows.items():
+        # faster at every length, but on 2 CPU cores not by an order of magnitude
+        assert 1 < row["ratio"]["lstm/conv_torch"] < 5, f"LSTM / nn.Conv1d at T = {T}: {row['ratio']}"
+        assert row["ratio"]["lstm/conv"] > 1, f"the LSTM is not slower than the lesson's Conv1D at T = {T}"
+    for name in ("lstm", "conv", "conv_torch"):  # both kinds grow about in proportion to T (16x here)
+        assert 8 < ms[1600][name] / ms[100][name] < 64, name
+    # subnormal floats: no effect while the gradient is still normal, several times slower from T = 200
+    assert all(ms[T]["lstm_subnormal"] < 1.3 * ms[T]["lstm"] for T in (25, 50, 100))
+    assert ms[200]["lstm_subnormal"] > 3 * ms[200]["lstm"]
