@@ -108,10 +108,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="300 articles, 1 epoch: checks the script only")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: steadier on a shared 2-core machine
     # The LSTM's vanishing gradient reaches subnormal floats after ~150 steps, which the CPU computes
-    # many times slower (benchmarks/conv_speed.py measures it): flush them to zero.
+    # many times slower (benchmarks/conv_speed.py measures it): flush them to zero while training.
     torch.set_flush_denormal(True)
+    try:
+        return _run(args, argv)
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
+
+
+def _run(args, argv: list[str]) -> dict:
     texts, labels = load_bbc_news()
     if args.quick:
         keep = text_split(len(texts), seed=1)[0][:300]
