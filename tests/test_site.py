@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 LANGS = {"ko": "", "en": "en/"}  # language -> URL prefix
 OTHER = {"ko": "en", "en": "ko"}
-NOTEBOOK_SOURCES = {"ko": "notebooks/rnn.py", "en": "notebooks/rnn.en.py"}
+NOTEBOOK_SUFFIX = {"ko": ".py", "en": ".en.py"}  # notebooks/<topic><suffix>
 VENDOR = [
     "assets/vendor/katex/katex.min.js",
     "assets/vendor/katex/katex.min.css",
@@ -25,6 +25,8 @@ VENDOR = [
     "assets/vendor/mermaid/mermaid.min.js",
 ]
 LESSON = "rnn/"
+# pages checked in the browser: the reference lesson and the newest one (its diagram is a flowchart)
+BROWSER_LESSONS = ["rnn", "conv1d"]
 SEARCHES = [("은닉 상태", "rnn/"), ("hidden state", "en/rnn/")]  # term -> page it must find
 
 lang_params = pytest.mark.parametrize("lang", list(LANGS))
@@ -90,7 +92,7 @@ def test_notebook_page_is_built_in_each_language(site_dir, lang):
     assert re.search(r'<img [^>]*src="data:image/png;base64,', text), "no executed figure"
     assert html_lang(page) == lang
     # the source can be downloaded from next to the page
-    source = DOCS / NOTEBOOK_SOURCES[lang]
+    source = DOCS / "notebooks" / f"rnn{NOTEBOOK_SUFFIX[lang]}"
     copied = page.parent / source.name
     assert copied.read_bytes() == source.read_bytes()
     links = [a for t, a in tags(page) if t == "a" and a.get("href") == source.name]
@@ -173,8 +175,9 @@ def _count(page, selector: str) -> int:
 
 @browser
 @lang_params
-def test_lesson_page_renders_math_and_diagram(site_page, lang):
-    site_page.goto(LANGS[lang] + LESSON)
+@pytest.mark.parametrize("topic", BROWSER_LESSONS)
+def test_lesson_page_renders_math_and_diagram(site_page, lang, topic):
+    site_page.goto(LANGS[lang] + topic + "/")
     page = site_page.page
     site_page.wait_for(
         "() => document.querySelectorAll('.arithmatex .katex').length > 0", what="KaTeX output"
@@ -229,8 +232,9 @@ def test_search_finds_the_lesson(site_page, lang, term, expected):
 
 @browser
 @lang_params
-def test_notebook_page_shows_its_plots(site_page, lang):
-    site_page.goto(LANGS[lang] + "notebooks/rnn/")
+@pytest.mark.parametrize("topic", BROWSER_LESSONS)
+def test_notebook_page_shows_its_plots(site_page, lang, topic):
+    site_page.goto(LANGS[lang] + f"notebooks/{topic}/")
     page = site_page.page
     page.wait_for_selector(".jupyter-wrapper img", state="attached")
     sizes = page.eval_on_selector_all(
@@ -242,7 +246,7 @@ def test_notebook_page_shows_its_plots(site_page, lang):
     href = page.get_attribute(".nb-download a[download]", "href")
     response = page.request.get(urljoin(page.url, href))
     assert response.ok
-    assert response.body() == (DOCS / NOTEBOOK_SOURCES[lang]).read_bytes()
+    assert response.body() == (DOCS / "notebooks" / f"{topic}{NOTEBOOK_SUFFIX[lang]}").read_bytes()
     site_page.assert_clean()
 
 
