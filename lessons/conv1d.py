@@ -513,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
     trainer = fit(system, loader("train", True), loader("val", False), args.epochs,
                   progress=not args.no_progress, accelerator=args.accelerator, callbacks=[best])
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec).*")
         test = trainer.test(system, loader("test", False), verbose=False)[0][f"test_{metric}"]
     print(f"best epoch {best.best_epoch + 1}: val {metric} {best.best:.3f}, test {metric} {test:.3f}")
 

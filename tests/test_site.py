@@ -157,6 +157,14 @@ def test_headings_have_anchors_and_toc_links_resolve(site_dir):
     assert not problems, "\n".join(problems)
 
 
+def test_api_section_titles_follow_the_page_language(site_dir):
+    ko = (site_dir / "api" / "stacking" / "index.html").read_text(encoding="utf-8")
+    en = (site_dir / "en" / "api" / "stacking" / "index.html").read_text(encoding="utf-8")
+    assert '<span class="doc-section-title">매개변수:</span>' in ko and "<th>설명</th>" in ko
+    assert '<span class="doc-section-title">Parameters:</span>' not in ko
+    assert '<span class="doc-section-title">Parameters:</span>' in en and "<th>Description</th>" in en
+
+
 def test_search_index_holds_both_languages(site_dir):
     index = json.loads((site_dir / "search/search_index.json").read_text(encoding="utf-8"))
     assert {"ko", "en"} <= set(index["config"]["lang"])
