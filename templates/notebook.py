@@ -21,40 +21,22 @@
 LANG = "ko"
 
 # %%
-import importlib.util
 import logging
-import pathlib
-import warnings
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
-from matplotlib import font_manager
 
+from lessons.plotting import use_hangul_font
 from lessons.topic import make_data, train
 
-# NanumGothic ships in the pinned koreanize-matplotlib wheel (a font with Hangul).
-fonts = pathlib.Path(importlib.util.find_spec("koreanize_matplotlib").submodule_search_locations[0]) / "fonts"
-font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
-# DejaVu Sans first (digits, the minus sign of log-axis ticks, math symbols), NanumGothic
-# for Hangul. A missing glyph would draw an empty box: make it an error that fails the build.
-plt.rcParams.update({"font.family": ["DejaVu Sans", "NanumGothic"]})
-warnings.filterwarnings("error", message="Glyph .* missing")
-
-
-class FailOnMissingGlyph(logging.Handler):  # mathtext reports it through logging, not warnings
-    def emit(self, record):
-        if "glyph" in record.getMessage().lower():
-            raise RuntimeError(record.getMessage())
-
-
-logging.getLogger("matplotlib").addHandler(FailOnMissingGlyph())
+use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 
 TEXT = {
     "ko": {"epoch": "에포크", "loss": "훈련 손실", "loss_title": "손실 곡선",
-           "step": "시점 $t$", "unit": "은닉 유닛", "state_title": "시퀀스 하나를 읽는 동안의 은닉 상태 $h_t$"},
+           "step": "시점 t", "unit": "은닉 유닛", "state_title": "시퀀스 하나를 읽는 동안의 은닉 상태 h_t"},
     "en": {"epoch": "epoch", "loss": "training loss", "loss_title": "Loss curve",
-           "step": "time step $t$", "unit": "hidden unit", "state_title": "Hidden state $h_t$ while reading one sequence"},
+           "step": "time step t", "unit": "hidden unit", "state_title": "Hidden state h_t while reading one sequence"},
 }[LANG]
 
 # %% [markdown]

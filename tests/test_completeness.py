@@ -29,8 +29,11 @@ TEMPLATES = ROOT / "templates"
 MKDOCS_YML = ROOT / "mkdocs.yml"
 
 NON_LESSON_PAGES = {"index", "glossary"}  # top-level nav pages that are not lessons
-SHARED_MODULES = {"datasets"}  # lessons/datasets.py: shared data, not a lesson
-SHARED_ALLOWED = {"torch"}  # what lessons/datasets.py may import besides the standard library
+# Shared modules, not lessons: lessons/datasets.py (data for pages, notebooks and tests) and
+# lessons/plotting.py (the notebooks' figure settings); what each may import besides the standard library.
+SHARED_MODULES = {"datasets", "plotting"}
+SHARED_ALLOWED = {"torch"}
+SHARED_IMPORTS = {"datasets": SHARED_ALLOWED, "plotting": set()}
 TEMPLATE_TOPIC = "topic"  # the placeholder name used throughout templates/
 
 
@@ -153,7 +156,7 @@ def test_api_pages_document_the_module(topic: str) -> None:
 def test_lesson_module(path: Path) -> None:
     """Docstring with 'To run:', allowed imports only, Lightning shape, balanced regions."""
     shared = path.stem in SHARED_MODULES
-    allowed = SHARED_ALLOWED if shared else dt.ALLOWED_THIRD_PARTY
+    allowed = SHARED_IMPORTS[path.stem] if shared else dt.ALLOWED_THIRD_PARTY
     check(module_problems(path.read_text(encoding="utf-8"), dt.rel(path), allowed, to_run=not shared))
 
 

@@ -20,44 +20,25 @@
 LANG = "en"
 
 # %%
-import importlib.util
-import logging
 import json
 import math
 import pathlib
-import warnings
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 import torch
-from matplotlib import font_manager
 from matplotlib.ticker import FuncFormatter, NullFormatter
 from torch.utils.data import DataLoader, TensorDataset
 
 from lessons.bptt import (GradNormHistory, LossHistory, RNNRegressionSystem,
                           fit, norms_by_radius)
 from lessons.datasets import multiplication_problem, notes_split
+from lessons.plotting import use_hangul_font
 
 # (N, 30) matrices: one thread is faster than two (no synchronisation)
 torch.set_num_threads(1)
 
-# NanumGothic ships in the pinned koreanize-matplotlib wheel (a font with Hangul).
-spec = importlib.util.find_spec("koreanize_matplotlib")
-fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
-font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
-# DejaVu Sans first (digits, the minus sign of log-axis ticks, math symbols), NanumGothic
-# for Hangul. A missing glyph would draw an empty box: make it an error that fails the build.
-plt.rcParams.update({"font.family": ["DejaVu Sans", "NanumGothic"]})
-warnings.filterwarnings("error", message="Glyph .* missing")
-
-
-class FailOnMissingGlyph(logging.Handler):  # mathtext reports it through logging, not warnings
-    def emit(self, record):
-        if "glyph" in record.getMessage().lower():
-            raise RuntimeError(record.getMessage())
-
-
-logging.getLogger("matplotlib").addHandler(FailOnMissingGlyph())
+use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
 
 
 def plain_log_ticks(ax):

@@ -18,36 +18,17 @@
 LANG = "ko"
 
 # %%
-import importlib.util
 import json
-import logging
 import pathlib
-import warnings
 
 import matplotlib.pyplot as plt
 import torch
-from matplotlib import font_manager
 from matplotlib.ticker import MaxNLocator
 
 from lessons.conv1d import Conv1D, receptive_field
+from lessons.plotting import use_hangul_font
 
-# NanumGothic ships in the pinned koreanize-matplotlib wheel (a font with Hangul).
-spec = importlib.util.find_spec("koreanize_matplotlib")
-fonts = pathlib.Path(spec.submodule_search_locations[0]) / "fonts"
-font_manager.fontManager.addfont(str(fonts / "NanumGothic.ttf"))
-# DejaVu Sans first (digits, the minus sign, math symbols), NanumGothic for Hangul.
-# A missing glyph would draw an empty box: make it an error that fails the build.
-plt.rcParams.update({"font.family": ["DejaVu Sans", "NanumGothic"]})
-warnings.filterwarnings("error", message="Glyph .* missing")
-
-
-class FailOnMissingGlyph(logging.Handler):  # mathtext reports it through logging, not warnings
-    def emit(self, record):
-        if "glyph" in record.getMessage().lower():
-            raise RuntimeError(record.getMessage())
-
-
-logging.getLogger("matplotlib").addHandler(FailOnMissingGlyph())
+use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
 
 TEXT = {
     "ko": {
