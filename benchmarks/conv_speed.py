@@ -11,7 +11,7 @@ vector:
   transposed (N, D, T) input (the transpose is timed too);
 - ``lstm_subnormal``: the LSTM again, with subnormal floats kept: every other encoder runs with
   ``torch.set_flush_denormal(True)``, because the LSTM's vanishing gradient turns into subnormal
-  numbers after ~150 steps and the CPU then spends its time on them (10x at T = 200).
+  numbers somewhere between 100 and 200 steps back, and the CPU then spends its time on them.
 
 One measurement is a training step's forward + backward (grads zeroed, ``out.sum().backward()``),
 repeated so that a measurement lasts at least ~20 ms, divided by the repeats. For every T in
@@ -126,7 +126,7 @@ def step(encoder: nn.Module, x: torch.Tensor) -> None:
     """One training step's forward + backward.
 
     The gradient that flows back from h_T shrinks step by step (the vanishing gradient of the BPTT
-    lesson); after ~150 steps it reaches subnormal floats (below 1.2e-38), which x86 CPUs compute
+    lesson); after 100 to 200 steps it reaches subnormal floats (below 1.2e-38), which x86 CPUs compute
     many times slower. The benchmark flushes them to zero, except for ``lstm_subnormal``.
     """
     keep = getattr(encoder, "keeps_subnormals", False)

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: steadier on a shared 2-core machine
-    # The LSTM's vanishing gradient reaches subnormal floats after ~150 steps, which the CPU computes
+    # The LSTM's vanishing gradient reaches subnormal floats after 100-200 steps, which the CPU computes
     # many times slower (benchmarks/conv_speed.py measures it): flush them to zero while training.
     torch.set_flush_denormal(True)
     try:
