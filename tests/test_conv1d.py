@@ -178,6 +178,8 @@ def test_the_hybrid_has_the_notes_shapes():
     assert ConvClassifier()(tokens).shape == (6, 1)
     assert LSTMClassifier(num_classes=5)(tokens).shape == (6, 5)
     assert HybridForecaster(8)(torch.randn(6, 40, 8)).shape == (6, 1)
+    assert HybridForecaster(8).front(torch.randn(6, 40, 8)).shape == (6, 18, 32)  # the page: 40 → 18 steps
+    assert model.front(model.embed(torch.randint(0, 5000, (2, 400)))).shape == (2, 99, 64)  # 400 words → 99
     assert ConvForecaster(8)(torch.randn(6, 40, 8)).shape == (6, 1)
 
 
