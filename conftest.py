@@ -26,10 +26,19 @@ FLAGS = ELLIPSIS | NORMALIZE_WHITESPACE
 
 def _seed(namespace):
     # every page starts from the same random state, whatever ran before it
+    import logging
+    import warnings
+
     import torch
 
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
+    # pages build pl.Trainer themselves; the "GPU available" banner and Lightning's hints about
+    # worker processes say nothing on a page (the modules readers copy stay untouched)
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 pages = Sybil(

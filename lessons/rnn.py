@@ -1,36 +1,33 @@
-r"""Vanilla recurrent neural network (RNN), written from its equation.
+r"""Vanilla recurrent neural network (RNN), written from its equation, a drop-in for ``torch.nn.RNN``.
 
 A recurrent layer reads a sequence one time step at a time and carries a hidden state from
-step to step; unrolled in time, every step is the *same* layer with the same weights.
+step to step; unrolled in time, every step is the *same* cell with the same weights.
 With row vectors, as in the course notes' shape rule (1, D)(D, H) = (1, H):
 
 $$
 h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b), \qquad h_0 = 0, \qquad y_t = h_t W_{hy} + c
 $$
 
-Shapes follow d2l's letters: N batch, T time steps, D input features, H hidden units,
-C outputs (classes or regression targets). ``x`` is batch-first, (N, T, D).
-
-Contents: `RNNCell` (one step), `RNN` (the cell unrolled over T, with the input projection of
-all steps done in one matrix product), the heads `ManyToOne` and `ManyToMany`, the training
-system `RNNSystem`, the `fit` helper and greedy `generate`.
+Letters: N batch, T time steps, D input features, H hidden units, C outputs.
+`RNNCell` and `RNN` take ``torch.nn.RNNCell``'s and ``torch.nn.RNN``'s arguments, inputs and outputs
+(``batch_first=False`` by default, ``PackedSequence`` in and out, stacked and bidirectional layers);
+`RNN.from_torch` and `RNN.to_torch` move the weights. `ManyToOne` and `ManyToMany` put a linear
+head on any such layer (torch.nn's or this one); `RNNSystem` trains them with Lightning.
 
 To run:
 
 ```bash
-python lessons/rnn.py                          # char model, "hell" -> "hello"
-python lessons/rnn.py --task sequence          # windows of 4 values -> the next value
-python lessons/rnn.py --task hello --accelerator gpu --epochs 300
+python lessons/rnn.py fit --trainer.max_epochs 200     # "hell" -> "ello" on the built-in text
+python lessons/rnn.py fit --help                       # every model, data and trainer option
+python lessons/rnn.py fit --print_config > run.yaml    # a YAML file that reproduces the run
 ```
 
-The file imports only the standard library, torch, pytorch_lightning and torchmetrics, so it
-can be copied into a project on its own.
+The file imports only the standard library, torch, pytorch_lightning and torchmetrics (plus
+jsonargparse for the command line), so it can be copied into a project on its own.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import math
 import warnings
 
@@ -39,230 +36,317 @@ import torch
 import torchmetrics
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["RNNCell", "RNN", "ManyToOne", "ManyToMany", "RNNSystem", "LossHistory", "fit", "generate"]
-
-
-def check_sequence(x: torch.Tensor, input_size: int, name: str = "x") -> None:
-    """Raise a ``ValueError`` unless ``x`` is a floating-point (N, T, D) tensor with D = input_size.
-
-    >>> check_sequence(torch.zeros(32, 64), input_size=8)
-    Traceback (most recent call last):
-    ...
-    ValueError: expected x of shape (N, T, D) = (*, *, 8), got (32, 64)
-    """
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"expected {name} to be a torch.Tensor of shape (N, T, D), got {type(x).__name__}")
-    if x.dim() != 3 or x.shape[-1] != input_size:
-        raise ValueError(f"expected {name} of shape (N, T, D) = (*, *, {input_size}), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(
-            f"expected {name} to be a floating-point tensor of shape (N, T, D) = (*, *, {input_size}), "
-            f"got dtype {x.dtype} (one-hot encode or embed integer tokens first)"
-        )
-
-
-def _check_state(h: torch.Tensor, batch_size: int, hidden_size: int, like: torch.Tensor, name: str) -> None:
-    if tuple(h.shape) != (batch_size, hidden_size):
-        raise ValueError(f"expected {name} of shape (N, H) = ({batch_size}, {hidden_size}), got {tuple(h.shape)}")
-    if h.dtype != like.dtype:
-        raise ValueError(f"expected {name} with dtype {like.dtype} like the input, got {h.dtype}")
+__all__ = ["RNNCell", "RNN", "ManyToOne", "ManyToMany", "RNNSystem", "CharData", "generate"]
 
 
 # --8<-- [start:cell]
 class RNNCell(nn.Module):
-    r"""One step of a vanilla RNN: $h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b)$.
-
-    Parameters
-    ----------
-    input_size : int
-        D, the number of features of one input vector ``x_t``.
-    hidden_size : int
-        H, the number of hidden units.
+    r"""One step, $h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b)$, with ``torch.nn.RNNCell``'s interface.
 
     Examples
     --------
     >>> cell = RNNCell(input_size=4, hidden_size=3)
-    >>> h = cell(torch.zeros(2, 4), torch.zeros(2, 3))  # (N, D), (N, H)
-    >>> tuple(h.shape)
+    >>> tuple(cell(torch.zeros(2, 4), torch.zeros(2, 3)).shape)  # (N, D), (N, H) -> (N, H)
     (2, 3)
     """
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh") -> None:
         super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}")
+        self.input_size, self.hidden_size, self.nonlinearity = input_size, hidden_size, nonlinearity
         self.W_xh = nn.Parameter(torch.empty(input_size, hidden_size))  # (D, H)
         self.W_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))  # (H, H)
-        self.b = nn.Parameter(torch.empty(hidden_size))  # (H,)
+        self.b = nn.Parameter(torch.empty(hidden_size)) if bias else None  # (H,)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # Same scale as torch.nn.RNN: U(-1/sqrt(H), 1/sqrt(H)) keeps tanh out of saturation at start.
+        # torch.nn's scale, U(-1/sqrt(H), 1/sqrt(H)), keeps tanh out of saturation at the start
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def forward(self, x_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
-        return self.recur(x_t @ self.W_xh + self.b, h_prev)  # (N, H)
+    def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
+        x = _check_step(input, self.input_size)  # (N, D)
+        h = self.initial_state(x.shape[0], x) if hx is None else hx.reshape(x.shape[0], -1)
+        h = self.recur(self.project(x), h)  # (N, H)
+        return h if input.dim() == 2 else h[0]
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The part of a step that does not depend on the state, for any number of steps at once."""
+        return x @ self.W_xh if self.b is None else x @ self.W_xh + self.b  # (..., H)
 
     def recur(self, xp_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
-        """The part of a step that depends on the previous state; ``xp_t = x_t W_xh + b``."""
-        return torch.tanh(xp_t + h_prev @ self.W_hh)  # (N, H)
+        """The part that does: ``xp_t = x_t W_xh + b`` (N, H) and ``h_{t-1}`` (N, H) give ``h_t``."""
+        a = xp_t + h_prev @ self.W_hh  # (N, H)
+        return torch.tanh(a) if self.nonlinearity == "tanh" else torch.relu(a)
+
+    def initial_state(self, N: int, like: torch.Tensor) -> torch.Tensor:
+        return like.new_zeros(N, self.hidden_size)  # h_0 = 0
 # --8<-- [end:cell]
+
+
+def _check_step(input: torch.Tensor, D: int) -> torch.Tensor:
+    if not isinstance(input, torch.Tensor) or input.dim() not in (1, 2) or input.shape[-1] != D:
+        got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
+        raise ValueError(f"expected input of shape (N, D) = (*, {D}) or (D,), got {got}")
+    return input if input.dim() == 2 else input.unsqueeze(0)
+
+
+# The machinery below is the same in lessons/rnn.py, lstm.py and gru.py (each file is copied alone);
+# a state is a tensor (RNN, GRU) or a tuple of tensors (LSTM).
+def _map(f, *states):
+    return tuple(map(f, *states)) if isinstance(states[0], tuple) else f(*states)
+
+
+def _as_padded(input, batch_first: bool, D: int):
+    """Time-major padded (T, N, D) tensor, lengths (N,) or None, and whether the input was unbatched."""
+    if isinstance(input, PackedSequence):
+        x, lengths = pad_packed_sequence(input)  # original batch order
+        if x.shape[-1] != D:
+            raise ValueError(f"expected a PackedSequence of D = {D} features, got {x.shape[-1]}")
+        return x, lengths.to(x.device), False
+    layout = "(N, T, D)" if batch_first else "(T, N, D)"
+    if not isinstance(input, torch.Tensor) or input.dim() not in (2, 3) or input.shape[-1] != D:
+        got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
+        raise ValueError(f"expected input of shape {layout} = (*, *, {D}) or unbatched (T, D), got {got}")
+    if not input.is_floating_point():
+        raise ValueError(f"expected a floating-point input, got {input.dtype} (embed or one-hot encode token ids first)")
+    if input.shape[-2 if input.dim() == 2 else (1 if batch_first else 0)] == 0:
+        raise ValueError(f"expected at least one time step, got input of shape {tuple(input.shape)}")
+    if input.dim() == 2:
+        return input.unsqueeze(1), None, True
+    return (input.transpose(0, 1) if batch_first else input), None, False
+
+
+def _reverse(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each sequence of (T, N, ...) within its own length; the padding stays where it is."""
+    if lengths is None:
+        return x.flip(0)
+    t = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (T, 1)
+    index = torch.where(t < lengths, lengths - 1 - t, t)  # (T, N)
+    return x.gather(0, index.view(*index.shape, *[1] * (x.dim() - 2)).expand_as(x))
+
+
+def _scan(cell: nn.Module, xp: torch.Tensor, lengths: torch.Tensor | None, state):
+    """Run ``cell.recur`` over (T, N, ·); a sequence's state stops changing after its last step."""
+    outputs = []
+    for t, xp_t in enumerate(xp.unbind(0)):  # unbind, not xp[t] in a loop: keeps backward O(T)
+        state_t = cell.recur(xp_t, state)
+        h = state_t[0] if isinstance(state_t, tuple) else state_t  # an LSTM's state is (h, c)
+        if lengths is not None:
+            live = (t < lengths).unsqueeze(1)  # (N, 1)
+            state_t = _map(lambda n, s: torch.where(live, n, s), state_t, state)
+            h = h * live
+        outputs.append(h)
+        state = state_t
+    return torch.stack(outputs), state  # (T, N, H): zeros past each length, as torch.nn pads
+
+
+def _restore(out: torch.Tensor, input, lengths, batch_first: bool, unbatched: bool):
+    """Give the output the layout of the input: packed like it, unbatched, or (N, T, ·)/(T, N, ·)."""
+    if isinstance(input, PackedSequence):
+        order = input.sorted_indices
+        data = pack_padded_sequence(out if order is None else out.index_select(1, order),
+                                    lengths if order is None else lengths[order].cpu()).data
+        return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+    if unbatched:
+        return out[:, 0]
+    return out.transpose(0, 1) if batch_first else out
 
 
 # --8<-- [start:layer]
 class RNN(nn.Module):
-    """The cell unrolled over time: (N, T, D) → (N, T, H), plus the last state h_T of shape (N, H).
+    """Cells unrolled over time, stacked and optionally bidirectional: ``torch.nn.RNN``'s interface.
 
-    Every time step uses the *same* `RNNCell` (shared weights). The input projection
-    ``x W_xh + b`` does not depend on the state, so it is computed for all T steps in one
-    matrix product before the loop; only ``h_{t-1} W_hh`` stays inside it.
+    Returns ``(output, h_n)``: the top layer's states at every step, (T, N, num_directions·H) (or
+    (N, T, ·) with ``batch_first=True``, or packed like the input), and the last state of every
+    layer and direction, (num_layers·num_directions, N, H).
 
     Examples
     --------
-    >>> layer = RNN(input_size=4, hidden_size=3)
-    >>> hs, h_T = layer(torch.zeros(5, 7, 4))  # (N, T, D)
-    >>> tuple(hs.shape), tuple(h_T.shape)
-    ((5, 7, 3), (5, 3))
+    >>> layer = RNN(input_size=4, hidden_size=3, batch_first=True)
+    >>> output, h_n = layer(torch.zeros(5, 7, 4))  # (N, T, D)
+    >>> tuple(output.shape), tuple(h_n.shape)
+    ((5, 7, 3), (1, 5, 3))
     """
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False) -> None:
         super().__init__()
-        self.cell = RNNCell(input_size, hidden_size)
+        if num_layers < 1 or not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"expected num_layers >= 1 and 0 <= dropout <= 1, got {num_layers}, {dropout}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.nonlinearity, self.bias, self.batch_first = nonlinearity, bias, batch_first
+        self.dropout, self.bidirectional = dropout, bidirectional
+        K = 2 if bidirectional else 1
+        self.cells = nn.ModuleList(  # layer by layer, forward direction first, as torch.nn orders h_n
+            RNNCell(input_size if layer == 0 else K * hidden_size, hidden_size, bias, nonlinearity)
+            for layer in range(num_layers) for _ in range(K)
+        )
 
-    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        D, H = self.cell.input_size, self.cell.hidden_size
-        check_sequence(x, D)
-        N, T, _ = x.shape
-        if T == 0:
-            raise ValueError("expected x of shape (N, T, D) with at least one time step (T >= 1), got T = 0")
-        h = x.new_zeros(N, H) if h0 is None else h0
-        _check_state(h, N, H, x, "h0")
-        xp = x @ self.cell.W_xh + self.cell.b  # (N, T, H), all steps in one product
-        hs = []
-        # unbind on the time-major view: indexing xp[:, t] in the loop would make backward O(T^2)
-        for xp_t in xp.transpose(0, 1).unbind(0):  # T tensors of (N, H)
-            h = self.cell.recur(xp_t, h)  # (N, H)
-            hs.append(h)
-        return torch.stack(hs, dim=1), h  # (N, T, H), (N, H)
+    def forward(self, input, hx=None):
+        x, lengths, unbatched = _as_padded(input, self.batch_first, self.input_size)  # (T, N, D)
+        K = 2 if self.bidirectional else 1
+        h0 = self._initial_state(hx, x, unbatched)  # (L·K, N, H)
+        finals = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(K):  # the backward direction reads each sequence from its last real step
+                cell = self.cells[layer * K + direction]
+                seq = x if direction == 0 else _reverse(x, lengths)
+                out, state = _scan(cell, cell.project(seq), lengths, _map(lambda s: s[layer * K + direction], h0))
+                outputs.append(out if direction == 0 else _reverse(out, lengths))
+                finals.append(state)
+            x = torch.cat(outputs, dim=-1)  # (T, N, K·H)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout)  # between layers, as torch.nn
+        h_n = _map(lambda *s: torch.stack(s), *finals) if isinstance(finals[0], tuple) else torch.stack(finals)
+        if unbatched:
+            h_n = _map(lambda s: s[:, 0], h_n)
+        return _restore(x, input, lengths, self.batch_first, unbatched), h_n
 # --8<-- [end:layer]
+
+    def _initial_state(self, hx, x, unbatched: bool):
+        shape = ((2 if self.bidirectional else 1) * self.num_layers, x.shape[1], self.hidden_size)
+        if hx is None:
+            return _map(lambda s: s.unsqueeze(0).expand(shape[0], -1, -1), self.cells[0].initial_state(x.shape[1], x))
+        for s in hx if isinstance(hx, tuple) else (hx,):
+            got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+            if not isinstance(s, torch.Tensor) or (tuple(s.shape) != shape and not (unbatched and tuple(s.shape) == (shape[0], shape[2]))):
+                raise ValueError(f"expected an initial state of shape (L·num_directions, N, H) = {shape}, got {got}")
+        return _map(lambda s: s.unsqueeze(1) if unbatched else s, hx)
+
+    def _torch_names(self):
+        K = 2 if self.bidirectional else 1
+        for k, cell in enumerate(self.cells):
+            yield cell, f"l{k // K}{'_reverse' if k % K else ''}"
 
     @classmethod
     def from_torch(cls, reference: nn.RNN) -> "RNN":
-        """Build an `RNN` holding a copy of a one-layer ``torch.nn.RNN``'s weights.
-
-        PyTorch stores ``weight_ih`` as (H, D) and two biases; this lesson uses the row-vector
-        form, so ``W_xh = weight_ih.T``, ``W_hh = weight_hh.T`` and ``b = b_ih + b_hh``.
-        """
-        if reference.num_layers != 1 or reference.bidirectional or reference.nonlinearity != "tanh":
-            raise ValueError("expected a one-layer, one-direction torch.nn.RNN with tanh")
-        if not reference.batch_first:
-            raise ValueError("expected torch.nn.RNN(batch_first=True): this lesson's layout is (N, T, D)")
-        layer = cls(reference.input_size, reference.hidden_size).to(reference.weight_ih_l0)
+        """A copy of a ``torch.nn.RNN``: ``W_xh = weight_ih.T``, ``W_hh = weight_hh.T``, ``b = b_ih + b_hh``."""
+        layer = cls(reference.input_size, reference.hidden_size, reference.num_layers, reference.nonlinearity,
+                    reference.bias, reference.batch_first, reference.dropout, reference.bidirectional)
+        layer = layer.to(reference.weight_ih_l0)
         with torch.no_grad():
-            layer.cell.W_xh.copy_(reference.weight_ih_l0.T)
-            layer.cell.W_hh.copy_(reference.weight_hh_l0.T)
-            bias = torch.zeros_like(layer.cell.b)
-            if reference.bias:
-                bias = reference.bias_ih_l0 + reference.bias_hh_l0
-            layer.cell.b.copy_(bias)
+            for cell, suffix in layer._torch_names():
+                cell.W_xh.copy_(getattr(reference, f"weight_ih_{suffix}").T)
+                cell.W_hh.copy_(getattr(reference, f"weight_hh_{suffix}").T)
+                if cell.b is not None:
+                    cell.b.copy_(getattr(reference, f"bias_ih_{suffix}") + getattr(reference, f"bias_hh_{suffix}"))
         return layer
+
+    def to_torch(self) -> nn.RNN:
+        """The same function as a ``torch.nn.RNN`` (its two biases hold ``b`` and zeros)."""
+        reference = nn.RNN(self.input_size, self.hidden_size, self.num_layers, self.nonlinearity, self.bias,
+                           self.batch_first, self.dropout, self.bidirectional).to(self.cells[0].W_xh)
+        with torch.no_grad():
+            for cell, suffix in self._torch_names():
+                getattr(reference, f"weight_ih_{suffix}").copy_(cell.W_xh.T)
+                getattr(reference, f"weight_hh_{suffix}").copy_(cell.W_hh.T)
+                if cell.b is not None:
+                    getattr(reference, f"bias_ih_{suffix}").copy_(cell.b)
+                    getattr(reference, f"bias_hh_{suffix}").zero_()
+        return reference
+
+
+def _last_state(rnn: nn.Module, h_n) -> torch.Tensor:
+    """The top layer's final state from any torch.nn-style ``h_n``: both directions side by side."""
+    h_n = h_n[0] if isinstance(h_n, tuple) else h_n  # an LSTM's (h_n, c_n)
+    K = 2 if getattr(rnn, "bidirectional", False) else 1
+    return torch.cat(list(h_n[-K:]), dim=-1)  # (N, K·H)
 
 
 # --8<-- [start:heads]
 class ManyToOne(nn.Module):
-    """Read the whole sequence, answer once from the last state: (N, T, D) → (N, C).
+    """Read the whole sequence, answer once from its last state: (N, T, D) → (N, C).
 
-    Used for sentiment analysis or, as in the notes' toy, predicting the next value of a series.
+    ``rnn`` is any ``batch_first=True`` layer with torch.nn's interface (``nn.RNN``, ``nn.LSTM``,
+    this file's `RNN` …). With ``lengths`` each sequence answers from its own last real step.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+    def __init__(self, rnn: nn.Module, output_size: int) -> None:
         super().__init__()
-        self.rnn = RNN(input_size, hidden_size)
-        self.head = nn.Linear(hidden_size, output_size)  # W_hy, c
+        self.rnn = rnn
+        self.head = nn.Linear(rnn.hidden_size * (2 if rnn.bidirectional else 1), output_size)  # W_hy, c
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, h_T = self.rnn(x)  # (N, H)
-        return self.head(h_T)  # (N, C)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is not None:
+            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, h_n = self.rnn(x)
+        return self.head(_last_state(self.rnn, h_n))  # (N, C)
 
 
 class ManyToMany(nn.Module):
-    """Answer at every step from that step's state: (N, T, D) → (N, T, C).
+    """Answer at every step from that step's state: (N, T, D) → (N, T, C); padded steps give the bias."""
 
-    Used for part-of-speech tagging or next-character prediction.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+    def __init__(self, rnn: nn.Module, output_size: int) -> None:
         super().__init__()
-        self.rnn = RNN(input_size, hidden_size)
-        self.head = nn.Linear(hidden_size, output_size)  # the same W_hy at every step
+        self.rnn = rnn
+        self.head = nn.Linear(rnn.hidden_size * (2 if rnn.bidirectional else 1), output_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hs, _ = self.rnn(x)  # (N, T, H)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            return self.head(self.rnn(x)[0])  # (N, T, C)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        hs, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
         return self.head(hs)  # (N, T, C)
 # --8<-- [end:heads]
 
 
-HEADS = {"many_to_one": ManyToOne, "many_to_many": ManyToMany}
+def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``; lengths come only third-last."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None, None
+    if len(batch) == 3:
+        return tuple(batch)
+    return batch[0], None, (batch[1] if len(batch) == 2 else None)
 
 
 # --8<-- [start:system]
 class RNNSystem(pl.LightningModule):
-    """Trains a `ManyToOne` or `ManyToMany` RNN with Lightning.
+    """Trains any sequence model with Lightning: cross-entropy and accuracy, or MSE and MAE.
 
     Parameters
     ----------
-    input_size, hidden_size, output_size : int
-        D, H and C.
-    head : {"many_to_one", "many_to_many"}
-        Answer once per sequence or once per step.
+    model : nn.Module
+        Called as ``model(x)`` or ``model(x, lengths)``; returns (N, C) or (N, T, C).
     task : {"classification", "regression"}
-        Cross-entropy with accuracy, or mean squared error with mean absolute error.
+        Class targets (−100 marks padding, ignored by the loss *and* the accuracy) or real values.
     lr : float
         Adam's learning rate.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        output_size: int,
-        head: str = "many_to_many",
-        task: str = "classification",
-        lr: float = 0.01,
-    ) -> None:
+    def __init__(self, model: nn.Module, task: str = "classification", lr: float = 0.01) -> None:
         super().__init__()
-        if head not in HEADS:
-            raise ValueError(f"expected head to be one of {sorted(HEADS)}, got {head!r}")
         if task not in ("classification", "regression"):
             raise ValueError(f"expected task 'classification' or 'regression', got {task!r}")
-        self.save_hyperparameters()
-        self.model = HEADS[head](input_size, hidden_size, output_size)
-        if task == "classification":
-            metric = lambda: torchmetrics.Accuracy(task="multiclass", num_classes=output_size)  # noqa: E731
-        else:
-            metric = torchmetrics.MeanAbsoluteError
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        metric = torchmetrics.MeanMetric if task == "classification" else torchmetrics.MeanAbsoluteError
         # one metric object per stage: train and validation states must not mix
         self.metrics = nn.ModuleDict({f"{stage}_metric": metric() for stage in ("train", "val", "test")})
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)  # (N, C) or (N, T, C)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(x) if lengths is None else self.model(x, lengths)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        x, y = batch
-        out = self(x)
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, lengths, y = split_batch(batch)
+        out = self(x, lengths)
         if self.hparams.task == "classification":
-            logits = out.reshape(-1, out.shape[-1])  # (N*T, C) or (N, C)
-            target = y.reshape(-1)  # (N*T,) or (N,)
-            loss = F.cross_entropy(logits, target)
-            self.metrics[f"{stage}_metric"](logits, target)
+            logits, target = out.reshape(-1, out.shape[-1]), y.reshape(-1)  # (N·T, C), (N·T,)
+            loss = F.cross_entropy(logits, target, ignore_index=-100)
+            real = target != -100
+            self.metrics[f"{stage}_metric"].update((logits.argmax(-1)[real] == target[real]).float())
             name = "acc"
         else:
             loss = F.mse_loss(out, y.view_as(out))
-            self.metrics[f"{stage}_metric"](out, y.view_as(out))
+            self.metrics[f"{stage}_metric"].update(out, y.view_as(out))
             name = "mae"
-        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
         self.log(f"{stage}_{name}", self.metrics[f"{stage}_metric"], prog_bar=True, on_step=False, on_epoch=True)
         return loss
 
@@ -275,77 +359,36 @@ class RNNSystem(pl.LightningModule):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
+    def predict_step(self, batch, batch_idx):
+        x, lengths, _ = split_batch(batch)
+        return self(x, lengths)
+
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 # --8<-- [end:system]
 
 
-class LossHistory(pl.Callback):
-    """Keep every epoch's logged metrics (e.g. ``train_loss``) in ``self.history`` for plotting."""
+class CharData(pl.LightningDataModule):
+    """Next-character prediction on one short text, one-hot inputs: "hell" → "ello" for "hello"."""
 
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
+    def __init__(self, text: str = "hello") -> None:
+        super().__init__()
+        if len(text) < 2:
+            raise ValueError(f"expected a text of at least 2 characters, got {text!r}")
+        self.chars = list(dict.fromkeys(text))  # h, e, l, o
+        ids = torch.tensor([self.chars.index(c) for c in text])
+        x = F.one_hot(ids[:-1], len(self.chars)).float().unsqueeze(0)  # (1, T, V)
+        self.dataset = torch.utils.data.TensorDataset(x, ids[1:].unsqueeze(0))  # targets (1, T)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        for key, value in trainer.callback_metrics.items():
-            self.history.setdefault(key, []).append(float(value))
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self.dataset, batch_size=1)
 
-
-# --8<-- [start:fit]
-def fit(
-    system: pl.LightningModule,
-    train: torch.utils.data.DataLoader,
-    val: torch.utils.data.DataLoader | None = None,
-    max_epochs: int = 100,
-    progress: bool = False,
-    accelerator: str = "cpu",
-    callbacks: list[pl.Callback] | None = None,
-) -> pl.Trainer:
-    """Train ``system`` with deterministic algorithms and return the trainer.
-
-    Seed *before* building the system (``pl.seed_everything(0)``): the initial weights come from
-    the random state at construction time, and the same seed then gives the same result run to run.
-    ``progress=True`` shows Lightning's progress bar (the command line uses it); pages and tests
-    keep it off because it writes to standard output.
-    """
-    quiet = logging.getLogger("pytorch_lightning")
-    level = quiet.level
-    if not progress:  # the "GPU available / TPU available" banner says nothing on a page
-        quiet.setLevel(logging.WARNING)
-    try:
-        trainer = pl.Trainer(
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=1,
-            deterministic=True,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=progress,
-            enable_progress_bar=progress,
-            log_every_n_steps=1,
-            callbacks=callbacks,
-        )
-        with warnings.catch_warnings():
-            # in-memory tensors need no worker processes; Lightning's hint about them is noise here
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            # training without validation data is a choice of the caller, not a mistake
-            warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
-            # torch 2.13 deprecates a pytree class that Lightning 2.6.6 still checks for
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-            trainer.fit(system, train, val)
-    finally:
-        quiet.setLevel(level)
-    return trainer
-# --8<-- [end:fit]
+    val_dataloader = predict_dataloader = train_dataloader
 
 
 @torch.no_grad()
 def generate(model: nn.Module, prefix: list[int], steps: int, vocab_size: int) -> list[int]:
-    """Greedy generation with a next-token `ManyToMany` model on one-hot inputs.
-
-    Each new token is the argmax at the last step; the whole prefix is re-read every time,
-    which is O(T^2) but keeps the model's interface to plain (N, T, D) sequences.
-    """
+    """Greedy generation with a next-token model on one-hot (1, t, V) inputs: append the argmax."""
     if not prefix:
         raise ValueError("expected a non-empty prefix of token ids to start generating from")
     device = next(model.parameters()).device
@@ -356,48 +399,32 @@ def generate(model: nn.Module, prefix: list[int], steps: int, vocab_size: int) -
     return ids
 
 
-def _hello_demo(args: argparse.Namespace) -> None:
-    text = "hello"
-    chars = list(dict.fromkeys(text))  # h, e, l, o
-    ids = torch.tensor([chars.index(c) for c in text])
-    x = F.one_hot(ids[:-1], len(chars)).float().unsqueeze(0)  # (1, 4, 4)
-    y = ids[1:].unsqueeze(0)  # (1, 4)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=1)
-    pl.seed_everything(args.seed)
-    system = RNNSystem(len(chars), args.hidden, len(chars), head="many_to_many", lr=0.05)
-    fit(system, loader, max_epochs=args.epochs, progress=True, accelerator=args.accelerator)
-    with torch.no_grad():
-        pred = system(x.to(system.device)).argmax(-1)[0].tolist()
-    print("input 'hell' -> predicted next characters", repr("".join(chars[i] for i in pred)))
-    generated = generate(system.model, [chars.index("h")], steps=4, vocab_size=len(chars))
-    print("generated from 'h':", "".join(chars[i] for i in generated))
+def main(args: list[str] | None = None) -> None:
+    """``LightningCLI`` over `RNNSystem` and any data module; the defaults learn "hello"."""
+    from pytorch_lightning.cli import LightningCLI
 
+    here = __name__  # the importable name (see the __main__ block), so checkpoints can name their classes
+    model = {"class_path": f"{here}.ManyToMany", "init_args": {
+        "rnn": {"class_path": f"{here}.RNN", "init_args": {"input_size": 4, "hidden_size": 8, "batch_first": True}},
+        "output_size": 4}}
 
-def _sequence_demo(args: argparse.Namespace) -> None:
-    i = torch.arange(6, dtype=torch.float32).unsqueeze(1)  # (6, 1)
-    x = ((i + torch.arange(4)) / 10).unsqueeze(-1)  # (6, 4, 1)
-    y = (i + 4) / 10  # (6, 1)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=6)
-    pl.seed_everything(args.seed)
-    system = RNNSystem(1, args.hidden, 1, head="many_to_one", task="regression", lr=0.01)
-    fit(system, loader, max_epochs=args.epochs, progress=True, accelerator=args.accelerator)
-    probe = torch.tensor([[0.6, 0.7, 0.8, 0.9], [-0.1, 0.0, 0.1, 0.2]]).unsqueeze(-1)  # (2, 4, 1)
-    with torch.no_grad():
-        pred = system(probe.to(system.device)).squeeze(-1).tolist()
-    print(f"[0.6 0.7 0.8 0.9] -> {pred[0]:.3f} (target 1.0)")
-    print(f"[-0.1 0.0 0.1 0.2] -> {pred[1]:.3f} (target 0.3)")
+    class CLI(LightningCLI):
+        def add_arguments_to_parser(self, parser):
+            parser.set_defaults({"model.model": model, "data": {"class_path": f"{here}.CharData"}, "model.lr": 0.05,
+                                 "trainer.max_epochs": 200, "trainer.log_every_n_steps": 1})
 
+        def instantiate_classes(self):
+            super().instantiate_classes()
+            # the system ignores its model object; its class path and arguments let load_from_checkpoint rebuild it
+            self.model.hparams["model"] = self.config_dump["model"]["model"]
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the vanilla RNN lesson's toy models.")
-    parser.add_argument("--task", choices=["hello", "sequence"], default="hello")
-    parser.add_argument("--hidden", type=int, default=8, help="H, the number of hidden units")
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
-    args = parser.parse_args(argv)
-    (_hello_demo if args.task == "hello" else _sequence_demo)(args)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch 2.13 vs Lightning 2.6.6, not ours to fix
+    CLI(RNNSystem, CharData, subclass_mode_data=True, seed_everything_default=0, args=args)
 
 
 if __name__ == "__main__":
-    main()
+    # run the importable module's main, not __main__'s: the classes a checkpoint names must import again
+    import importlib
+    import pathlib
+
+    importlib.import_module(__spec__.name if __spec__ else pathlib.Path(__file__).stem).main()
