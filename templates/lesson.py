@@ -14,11 +14,13 @@ h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b_h), \qquad h_0 = 0, \qquad \hat{y} =
 $$
 
 Shapes use d2l's letters: N batch, T time steps, D input features, H hidden units, C classes.
-`x` is batch-first, (N, T, D).
+`x` is batch-first, (N, T, D). Layers follow torch.nn's interface (CONTRIBUTING: "drop-in layers");
+the system receives its model; Lightning does the training (no home-made fit, history or checkpoints).
 
 To run:
-    python lessons/topic.py                        # train on CPU, print the test metrics
-    python lessons/topic.py --epochs 40 --accelerator gpu
+    python lessons/topic.py fit                    # train on CPU with a progress bar
+    python lessons/topic.py fit --help             # every model, data and trainer option
+    python lessons/topic.py fit --trainer.accelerator gpu --trainer.devices 2 --trainer.strategy ddp
 
 The file imports only the standard library, torch, pytorch_lightning and torchmetrics, so it
 can be copied into a project on its own.
@@ -26,8 +28,6 @@ can be copied into a project on its own.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import math
 
 import pytorch_lightning as pl
@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-__all__ = ["TopicCell", "TopicModel", "TopicClassifier", "make_data", "train"]
+__all__ = ["TopicCell", "TopicModel", "TopicClassifier", "make_data", "TopicData"]
 
 
 # --8<-- [start:cell]
@@ -112,24 +112,26 @@ class TopicModel(nn.Module):
 
 # --8<-- [start:system]
 class TopicClassifier(pl.LightningModule):
-    """Training system for `TopicModel`: cross-entropy loss, accuracy per stage.
+    """Training system: cross-entropy loss, accuracy per stage, for any model that maps (N, T, D) to (N, C).
 
     Parameters
     ----------
-    input_size, hidden_size, num_classes : int
-        Passed to `TopicModel`.
+    model : nn.Module
+        The model to train, e.g. `TopicModel` (received, never built here: any model fits).
+    num_classes : int
+        C, for the accuracy metric.
     lr : float
         Learning rate of Adam.
     """
 
-    def __init__(self, input_size: int = 1, hidden_size: int = 16, num_classes: int = 2, lr: float = 0.02) -> None:
+    def __init__(self, model: nn.Module, num_classes: int = 2, lr: float = 0.02) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.model = TopicModel(input_size, hidden_size, num_classes)
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
         # One metric object per stage, so their states never mix.
-        self.train_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
-        self.val_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
-        self.test_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+        self.metrics = nn.ModuleDict(
+            {f"{stage}_acc": torchmetrics.Accuracy(task="multiclass", num_classes=num_classes) for stage in ("train", "val", "test")}
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)  # (N, C)
@@ -138,11 +140,10 @@ class TopicClassifier(pl.LightningModule):
         x, y = batch  # (N, T, D), (N,)
         logits = self(x)  # (N, C)
         loss = F.cross_entropy(logits, y)
-        acc = getattr(self, f"{stage}_acc")
-        acc(logits, y)
-        # Epoch means in every stage, so train_loss is comparable with val_loss.
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        self.metrics[f"{stage}_acc"](logits, y)
+        # Epoch means in every stage (and over all processes under DDP), so train_loss compares with val_loss.
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log(f"{stage}_acc", self.metrics[f"{stage}_acc"], on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -153,6 +154,10 @@ class TopicClassifier(pl.LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).argmax(-1)  # (N,) predicted classes
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
@@ -171,40 +176,49 @@ def make_data(num_sequences: int = 768, num_steps: int = 9, seed: int = 0) -> tu
     return x, y
 
 
-def train(
-    max_epochs: int = 20, accelerator: str = "cpu", seed: int = 0, callbacks: list[pl.Callback] | None = None
-) -> tuple[TopicClassifier, pl.Trainer]:
-    """Train on a 4:1:1 train/validation/test split of `make_data`, then test; deterministic for a seed."""
-    pl.seed_everything(seed, workers=True, verbose=False)
-    x, y = make_data(seed=seed)
-    n = len(x) // 6
-    splits = [(x[2 * n :], y[2 * n :]), (x[:n], y[:n]), (x[n : 2 * n], y[n : 2 * n])]  # train, val, test
-    train_dl, val_dl, test_dl = (
-        DataLoader(TensorDataset(*s), batch_size=64, shuffle=(i == 0)) for i, s in enumerate(splits)
-    )
-    system = TopicClassifier()
-    trainer = pl.Trainer(
-        max_epochs=max_epochs,
-        accelerator=accelerator,
-        devices=1,
-        deterministic=True,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=callbacks,
-    )
-    trainer.fit(system, train_dl, val_dl)
-    trainer.test(system, test_dl, verbose=False)
-    return system, trainer
+class TopicData(pl.LightningDataModule):
+    """`make_data` split 4:1:1 into train, validation and test."""
+
+    def __init__(self, batch_size: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        x, y = make_data(seed=seed)
+        n = len(x) // 6
+        self.splits = {"train": (x[2 * n :], y[2 * n :]), "val": (x[:n], y[:n]), "test": (x[n : 2 * n], y[n : 2 * n])}
+        self.batch_size = batch_size
+
+    def _loader(self, split: str) -> DataLoader:
+        return DataLoader(TensorDataset(*self.splits[split]), batch_size=self.batch_size, shuffle=split == "train")
+
+    def train_dataloader(self):
+        return self._loader("train")
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+    def predict_dataloader(self):
+        return self._loader("test")
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--accelerator", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    _, trainer = train(args.epochs, args.accelerator, args.seed)
-    print({name: round(value.item(), 4) for name, value in sorted(trainer.callback_metrics.items())})
+def main(args: list[str] | None = None) -> None:
+    """`LightningCLI` over `TopicClassifier` and `TopicData`; `--help` lists every option."""
+    from pytorch_lightning.cli import LightningCLI
+
+    model = {"class_path": f"{__name__}.TopicModel", "init_args": {"input_size": 1, "hidden_size": 16, "num_classes": 2}}
+
+    class CLI(LightningCLI):
+        def add_arguments_to_parser(self, parser):
+            parser.set_defaults({"model.model": model, "trainer.max_epochs": 20})
+
+        def instantiate_classes(self):  # keep the model's class path: load_from_checkpoint rebuilds it
+            super().instantiate_classes()
+            self.model.hparams["model"] = self.config_dump["model"]["model"]
+
+    CLI(TopicClassifier, TopicData, seed_everything_default=0, args=args)
+
+
+if __name__ == "__main__":  # run the importable module's main: the classes a checkpoint names must import again
+    import importlib, pathlib  # noqa: E401
+    importlib.import_module(__spec__.name if __spec__ else pathlib.Path(__file__).stem).main()

@@ -21,13 +21,14 @@
 LANG = "ko"
 
 # %%
+import csv
 import logging
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 
 from lessons.plotting import use_hangul_font
-from lessons.topic import make_data, train
+from lessons.topic import TopicClassifier, TopicData, TopicModel, make_data
 
 use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
@@ -46,21 +47,17 @@ TEXT = {
 
 
 # %%
-class EpochLoss(pl.Callback):
-    """Collects the training loss at the end of every epoch."""
-
-    def __init__(self) -> None:
-        self.values: list[float] = []
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.values.append(trainer.callback_metrics["train_loss"].item())
-
-
-history = EpochLoss()
-system, trainer = train(max_epochs=10, seed=0, callbacks=[history])
+pl.seed_everything(0, verbose=False)
+system = TopicClassifier(TopicModel(input_size=1, hidden_size=16, num_classes=2))
+logger = pl.loggers.CSVLogger("build/notebook-logs", name="topic")  # one row of metrics per epoch
+trainer = pl.Trainer(max_epochs=10, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, deterministic=True)
+trainer.fit(system, datamodule=TopicData())
+with open(f"{logger.log_dir}/metrics.csv") as f:
+    history = [float(row["train_loss"]) for row in csv.DictReader(f) if row.get("train_loss")]
 
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
-ax.plot(range(1, len(history.values) + 1), history.values, marker="o")
+ax.plot(range(1, len(history) + 1), history, marker="o")
 ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["loss"], title=TEXT["loss_title"])
 plt.show()
 

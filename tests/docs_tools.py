@@ -678,6 +678,22 @@ def _calls(func: ast.AST, attr: str) -> bool:
     )
 
 
+PLUMBING = {"fit", "train", "History", "LossHistory", "KeepBest", "GradNormHistory"}
+MAX_LESSON_LINES = 350
+
+
+def design_problems(source: str, path: str) -> list[str]:
+    """Lessons leave training plumbing to Lightning and stay small enough to read in one sitting."""
+    out = []
+    for node in ast.parse(source, path).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in PLUMBING:
+            out.append(f"{path}:{node.lineno}: defines {node.name}; use pl.Trainer with Lightning's callbacks and loggers")
+    lines = source.count("\n")
+    if lines > MAX_LESSON_LINES:
+        out.append(f"{path}: {lines} lines; a lesson module has at most {MAX_LESSON_LINES}")
+    return out
+
+
 def lightning_problems(source: str, path: str) -> list[str]:
     """For each class with a ``training_step``: hook order, save_hyperparameters, one shared _step."""
     out = []
@@ -694,6 +710,13 @@ def lightning_problems(source: str, path: str) -> list[str]:
             out.append(f"{where}: hooks in order {hooks}; write them as {expected}")
         if "__init__" not in methods or not _calls(methods["__init__"], "save_hyperparameters"):
             out.append(f"{where}: __init__ does not call self.save_hyperparameters()")
+        if "predict_step" not in methods:
+            out.append(f"{where}: no predict_step (trainer.predict must work)")
+        if "__init__" in methods:
+            init = methods["__init__"]
+            annotations = [ast.unparse(a.annotation) for a in init.args.args + init.args.kwonlyargs if a.annotation]
+            if not any("nn.Module" in a for a in annotations):
+                out.append(f"{where}: __init__ takes no model (an argument annotated nn.Module); systems receive their model")
         if "_step" not in methods:
             out.append(f"{where}: no shared _step(batch, stage) method")
         else:

@@ -33,7 +33,7 @@ NON_LESSON_PAGES = {"index", "glossary"}  # top-level nav pages that are not les
 # lessons/plotting.py (the notebooks' figure settings); what each may import besides the standard library.
 SHARED_MODULES = {"datasets", "plotting"}
 SHARED_ALLOWED = {"torch"}
-SHARED_IMPORTS = {"datasets": SHARED_ALLOWED, "plotting": set()}
+SHARED_IMPORTS = {"datasets": SHARED_ALLOWED | {"pytorch_lightning"}, "plotting": set()}
 TEMPLATE_TOPIC = "topic"  # the placeholder name used throughout templates/
 
 
@@ -79,6 +79,8 @@ def module_problems(source: str, path: str, allowed: set[str], to_run: bool = Tr
     elif not ast.get_docstring(ast.parse(source)):
         out.append(f"{path}: no module docstring")
     out += dt.lightning_problems(source, path)
+    if to_run:  # lesson modules and the template (shared modules such as datasets.py are exempt)
+        out += dt.design_problems(source, path)
     out += dt.regions(source, path)[1]
     return out
 
@@ -250,9 +252,10 @@ class Model(nn.Module):
 
 
 class System(pl.LightningModule):
-    def __init__(self, lr: float = 0.1):
+    def __init__(self, model: nn.Module, lr: float = 0.1):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
 
     def forward(self, x):
         return x
@@ -268,6 +271,9 @@ class System(pl.LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch)
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
@@ -303,7 +309,7 @@ def test_bad_lightning_shape_is_caught() -> None:
     swapped = GOOD_MODULE.replace("def validation_step", "def tmp_v").replace("def test_step", "def validation_step")
     swapped = swapped.replace("def tmp_v", "def test_step")
     assert any("hooks in order" in p for p in dt.lightning_problems(swapped, "a.py"))
-    no_hparams = GOOD_MODULE.replace("self.save_hyperparameters()", "pass")
+    no_hparams = GOOD_MODULE.replace("self.save_hyperparameters(ignore=[\"model\"])", "pass")
     assert any("save_hyperparameters" in p for p in dt.lightning_problems(no_hparams, "a.py"))
     no_shared = GOOD_MODULE.replace('return self._step(batch, "train")', "return torch.zeros(())")
     assert any("training_step does not call self._step" in p for p in dt.lightning_problems(no_shared, "a.py"))
@@ -360,3 +366,47 @@ def test_split_include() -> None:
     assert dt.split_include("lessons/rnn.py:cell") == ("lessons/rnn.py", "cell")
     assert dt.split_include("lessons/rnn.py") == ("lessons/rnn.py", None)
     assert dt.split_include("lessons/rnn.py:3:10") == ("lessons/rnn.py", None)
+
+
+def test_plumbing_and_incomplete_systems_are_caught() -> None:
+    no_predict = GOOD_MODULE.replace("    def predict_step(self, batch, batch_idx):\n        return self(batch)\n\n", "")
+    assert any("predict_step" in p for p in module_problems(no_predict, "m.py", dt.ALLOWED_THIRD_PARTY))
+    registry = GOOD_MODULE.replace("model: nn.Module", 'model: str = "rnn"')
+    assert any("takes no model" in p for p in module_problems(registry, "m.py", dt.ALLOWED_THIRD_PARTY))
+    helper = GOOD_MODULE.replace("class System(", "def fit(system):\n    pass\n\n\nclass System(")
+    assert any("defines fit" in p for p in module_problems(helper, "m.py", dt.ALLOWED_THIRD_PARTY))
+    long = GOOD_MODULE + "\n" * 400
+    assert any("at most 350" in p for p in module_problems(long, "m.py", dt.ALLOWED_THIRD_PARTY))
+
+
+def test_layer_machinery_is_the_same_in_every_layer_module() -> None:
+    """The chosen repeat (CONTRIBUTING): the private machinery that runs a cell over packed,
+    stacked, bidirectional input is copied verbatim into rnn.py, lstm.py and gru.py, so that each
+    file can be copied alone; a fix in one must reach the others."""
+    names = ("_map", "_as_padded", "_reverse", "_scan", "_restore")
+    sources = {}
+    for topic in ("rnn", "lstm", "gru"):
+        tree = ast.parse((LESSONS_DIR / f"{topic}.py").read_text(encoding="utf-8"))
+        found = {n.name: ast.unparse(n) for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names}
+        sources[topic] = found
+    problems = [f"lessons/{t}.py lacks {n}" for t, f in sources.items() for n in names if n not in f]
+    problems += [f"lessons/{t}.py: {n} differs from lessons/rnn.py's" for t, f in sources.items()
+                 for n in names if n in f and n in sources["rnn"] and f[n] != sources["rnn"][n]]
+    check(problems)
+
+
+def test_template_runs_and_passes_its_own_tests(tmp_path: Path) -> None:
+    """Copied as CONTRIBUTING says, the template lesson and its test pass (so a new lesson starts green)."""
+    import shutil
+    import subprocess
+
+    (tmp_path / "lessons").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "lessons" / "__init__.py").write_text("")
+    shutil.copy(TEMPLATES / "lesson.py", tmp_path / "lessons" / "topic.py")
+    shutil.copy(TEMPLATES / "test_lesson.py", tmp_path / "tests" / "test_topic.py")
+    shutil.copy(ROOT / "tests" / "lightning_checks.py", tmp_path / "tests" / "lightning_checks.py")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+                             "-W", "ignore::DeprecationWarning", "tests"],
+                            cwd=tmp_path, capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{tmp_path / 'tests'}"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
