@@ -19,16 +19,26 @@
 LANG = "ko"
 
 # %%
+import csv
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 import torch
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from lessons.datasets import char_sequence, sequence_windows
 from lessons.plotting import use_hangul_font
-from lessons.rnn import LossHistory, RNNSystem, fit, generate
+from lessons.rnn import RNN, ManyToMany, ManyToOne, RNNSystem
 
 use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # no "GPU available" banner in the output
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch 2.13 vs Lightning 2.6.6, not ours to fix
+warnings.filterwarnings("ignore", message=".*val_dataloader.*")  # these examples have no validation set
 
 TEXT = {
     "ko": {
@@ -65,18 +75,20 @@ TEXT = {
 # ## 다음 값 예측의 손실 곡선 { #loss-curve }
 #
 # 값 네 개로 다음 값을 맞히는 다대일 모델을 장 본문과 같은 시드와 설정으로 학습시키고,
-# `LossHistory` 콜백이 모은 에포크별 훈련 손실을 그립니다.
+# Lightning의 `CSVLogger`가 `metrics.csv`에 기록한 에포크별 훈련 손실을 그립니다.
 
 # %%
 x, y = sequence_windows()
 pl.seed_everything(0, verbose=False)
-system = RNNSystem(input_size=1, hidden_size=10, output_size=1,
-                   head="many_to_one", task="regression", lr=0.01)
-history = LossHistory()
-loader = DataLoader(TensorDataset(x, y), batch_size=6)
-fit(system, loader, max_epochs=300, callbacks=[history])
-
-losses = history.history["train_loss"]
+system = RNNSystem(ManyToOne(RNN(1, 10, batch_first=True), 1), task="regression", lr=0.01)
+with tempfile.TemporaryDirectory() as logs:  # the CSV log lives outside the repository
+    logger = pl.loggers.CSVLogger(logs, name="next_value")
+    trainer = pl.Trainer(max_epochs=300, logger=logger, log_every_n_steps=1, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, deterministic=True)
+    trainer.fit(system, DataLoader(TensorDataset(x, y), batch_size=6))
+    with open(Path(logger.log_dir) / "metrics.csv", newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row["train_loss"]]  # one row per epoch
+losses = [float(row["train_loss"]) for row in rows]
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.semilogy(range(1, len(losses) + 1), losses)
 ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["loss"], title=TEXT["loss_title"])
@@ -119,17 +131,22 @@ assert ((probe_pred - torch.tensor([1.0, 0.3])).abs() < 0.1).all()
 
 # %%
 vocab, xc, yc = char_sequence("hello")
-pl.seed_everything(0, verbose=False)
-char_system = RNNSystem(input_size=4, hidden_size=8, output_size=4,
-                        head="many_to_many", lr=0.05)
-fit(char_system, DataLoader(TensorDataset(xc, yc), batch_size=1), max_epochs=100)
-
 V = len(vocab)
-ids = generate(char_system.model, vocab.encode("h"), steps=4, vocab_size=V)
+pl.seed_everything(0, verbose=False)
+char_system = RNNSystem(ManyToMany(RNN(V, 8, batch_first=True), V), lr=0.05)
+trainer = pl.Trainer(max_epochs=100, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, deterministic=True)
+trainer.fit(char_system, DataLoader(TensorDataset(xc, yc), batch_size=1))
+
+ids = vocab.encode("h")  # greedy generation: feed the text so far, append the likeliest next character
+with torch.no_grad():
+    for _ in range(4):
+        logits = char_system(F.one_hot(torch.tensor([ids]), V).float())  # (1, t, V)
+        ids.append(int(logits[0, -1].argmax()))
 print(vocab.decode(ids))
 assert vocab.decode(ids) == "hello"
 with torch.no_grad():
-    inputs = torch.nn.functional.one_hot(torch.tensor([ids[:-1]]), V).float()
+    inputs = F.one_hot(torch.tensor([ids[:-1]]), V).float()
     hs, _ = char_system.model.rnn(inputs)  # (1, T, H) = (1, 4, 8)
 
 fig, ax = plt.subplots(figsize=(5, 4))
