@@ -1,47 +1,20 @@
-r"""Gated recurrent unit (GRU), written from its equations and equal to ``torch.nn.GRU``.
+r"""Gated recurrent unit (GRU), written from its equations, a drop-in for ``torch.nn.GRU``.
 
-A GRU keeps one state vector $h_t$ (an LSTM keeps two). A reset gate $r_t$ decides how much of
-the previous state the candidate $g_t$ may see, and one update gate $z_t$ mixes the old state
-and the candidate, doing the work of the LSTM's forget and input gates together. With row
-vectors, in ``torch.nn.GRU``'s convention:
+One state $h_t$ (an LSTM keeps two): the reset gate $r_t$ decides how much of $h_{t-1}$ the candidate $g_t$ sees,
+the update gate $z_t$ mixes $h_{t-1}$ and $g_t$. Row vectors, ``torch.nn.GRU``'s convention, blocks fused as r, z, g:
+$$r_t = \sigma(x_t W_{xr} + h_{t-1} W_{hr} + b_r), \qquad z_t = \sigma(x_t W_{xz} + h_{t-1} W_{hz} + b_z),$$
+$$g_t = \tanh\big(x_t W_{xg} + b_{xg} + r_t \odot (h_{t-1} W_{hg} + b_{hg})\big), \qquad
+h_t = z_t \odot h_{t-1} + (1 - z_t) \odot g_t.$$
+The notes apply the reset *before* the product, $g_t = \tanh(x_t W_{xg} + (r_t \odot h_{t-1}) W_{hg} + b_g)$:
+a different function of the same weights (`notes_gru_step`). N batch, T steps, D inputs, H hidden units.
+`GRUCell`, `GRU` take torch.nn's arguments, inputs (tensor, ``PackedSequence``, initial state) and outputs;
+`ManyToOne` puts a head on any such layer, `GRUSystem` trains it. Imports: stdlib, torch, Lightning, torchmetrics.
 
-$$
-\begin{aligned}
-r_t &= \sigma(x_t W_{xr} + h_{t-1} W_{hr} + b_r) && \text{reset gate} \\
-z_t &= \sigma(x_t W_{xz} + h_{t-1} W_{hz} + b_z) && \text{update gate} \\
-g_t &= \tanh\big(x_t W_{xg} + b_{xg} + r_t \odot (h_{t-1} W_{hg} + b_{hg})\big) && \text{candidate} \\
-h_t &= z_t \odot h_{t-1} + (1 - z_t) \odot g_t
-\end{aligned}
-$$
-
-The course notes write the candidate as $g_t = \tanh(x_t W_{xg} + (r_t \odot h_{t-1}) W_{hg} + b_g)$:
-the reset gate is applied *before* the product with $W_{hg}$ (the original GRU paper's form).
-PyTorch (and cuDNN) apply it *after* the product and its bias. The two are different functions of
-the same weights; `notes_gru_step` computes the notes' form for comparison.
-
-The three weight matrices are fused side by side in PyTorch's order (r, z, g): $W_{xh}$ is
-$(D, 3H)$, $W_{hh}$ is $(H, 3H)$. Shapes use d2l's letters: N batch, T time steps, D input
-features, H hidden units, L layers. ``x`` is batch-first, (N, T, D), unless ``batch_first=False``.
-
-Contents: `GRUCell`, `notes_gru_step`, `GRU` (stacked, equal to ``torch.nn.GRU``), `FastGRU` (same
-function, hand-written backward), `GRURegressor`, the training system `GRUSystem` and `fit`.
-
-To run:
-
-```bash
-python lessons/gru.py                          # the multiplication problem, T = 30
-python lessons/gru.py --steps 100 --epochs 60  # the notes' full length
-python lessons/gru.py --accelerator gpu
-```
-
-The file imports only the standard library, torch, pytorch_lightning and torchmetrics, so it
-can be copied into a project on its own.
+To run: ``python lessons/gru.py fit`` (multiplication problem, T = 30), ``fit --help``, ``fit --print_config``.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import math
 import warnings
 
@@ -50,291 +23,265 @@ import torch
 import torchmetrics
 from torch import nn
 from torch.nn import functional as F
-
-__all__ = ["GRUCell", "notes_gru_step", "GRU", "FastGRU", "GRURegressor", "GRUSystem", "LossHistory", "fit"]
-
-
-def check_sequence(x: torch.Tensor, input_size: int, name: str = "x", batch_first: bool = True) -> None:
-    """Raise a ``ValueError`` unless ``x`` is a floating-point sequence tensor with D = input_size.
-
-    >>> check_sequence(torch.zeros(32, 64), input_size=8)
-    Traceback (most recent call last):
-    ...
-    ValueError: expected x of shape (N, T, D) = (*, *, 8), got (32, 64)
-    """
-    layout = "(N, T, D)" if batch_first else "(T, N, D)"
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"expected {name} to be a torch.Tensor of shape {layout}, got {type(x).__name__}")
-    if x.dim() != 3 or x.shape[-1] != input_size:
-        raise ValueError(f"expected {name} of shape {layout} = (*, *, {input_size}), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(
-            f"expected {name} to be a floating-point tensor of shape {layout} = (*, *, {input_size}), "
-            f"got dtype {x.dtype} (embed integer tokens first)"
-        )
-    if x.shape[1 if batch_first else 0] == 0:
-        raise ValueError(f"expected {name} of shape {layout} with at least one time step (T >= 1), got T = 0")
-
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 # --8<-- [start:cell]
 class GRUCell(nn.Module):
-    r"""One GRU step, PyTorch's convention, gates fused in the order r, z, g.
+    r"""One GRU step, PyTorch's convention and ``torch.nn.GRUCell``'s interface. $W_{xh}$ (D, 3H), $W_{hh}$ (H, 3H)
+    hold r, z, g side by side; ``b`` (3H,) is the input-side bias (r, z: torch's two summed), ``b_hg`` (H,) g's other.
 
-    Parameters: $W_{xh}$ (D, 3H), $W_{hh}$ (H, 3H), the input-side bias ``b`` (3H,) (for r and z it
-    is PyTorch's two biases summed) and ``b_hg`` (H,), the bias inside the reset gate's product.
-
-    Examples
-    --------
-    >>> cell = GRUCell(input_size=4, hidden_size=3)
-    >>> tuple(cell(torch.zeros(2, 4), torch.zeros(2, 3)).shape)
+    >>> tuple(GRUCell(4, 3)(torch.zeros(2, 4), torch.zeros(2, 3)).shape)  # (N, D), (N, H) -> (N, H)
     (2, 3)
     """
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
         self.W_xh = nn.Parameter(torch.empty(input_size, 3 * hidden_size))  # (D, 3H)
         self.W_hh = nn.Parameter(torch.empty(hidden_size, 3 * hidden_size))  # (H, 3H)
-        self.b = nn.Parameter(torch.empty(3 * hidden_size))  # (3H,)
-        self.b_hg = nn.Parameter(torch.empty(hidden_size))  # (H,)
+        self.b = nn.Parameter(torch.empty(3 * hidden_size)) if bias else None  # (3H,)
+        self.b_hg = nn.Parameter(torch.empty(hidden_size)) if bias else None  # (H,)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.hidden_size)  # as torch.nn.GRU
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        for p in self.parameters():  # torch.nn's U(-1/√H, 1/√H)
+            nn.init.uniform_(p, -1 / math.sqrt(self.hidden_size), 1 / math.sqrt(self.hidden_size))
 
-    def forward(self, x_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
-        return self.recur(x_t @ self.W_xh + self.b, h_prev)  # (N, H)
+    def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
+        if not isinstance(input, torch.Tensor) or input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
+            raise ValueError(f"expected input of shape (N, D) = (*, {self.input_size}) or (D,), got {got}")
+        x = input.view(-1, self.input_size)  # (N, D), N = 1 for an unbatched step
+        h = self.recur(self.project(x), self.initial_state(len(x), x) if hx is None else hx.view(len(x), -1))
+        return h if input.dim() == 2 else h[0]  # (N, H) or (H,)
 
-    def gates(self, xp_t: torch.Tensor, h_prev: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``r, z, g`` from ``xp_t = x_t W_xh + b`` (N, 3H) and ``h_prev`` (N, H)."""
+    def project(self, x: torch.Tensor) -> torch.Tensor:  # the part of a step that does not need h_{t-1}: all T at once
+        return x @ self.W_xh if self.b is None else x @ self.W_xh + self.b  # (..., 3H)
+
+    def recur(self, xp_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:  # xp_t = x_t W_xh + b, (N, 3H)
         xr, xz, xg = xp_t.chunk(3, dim=-1)  # (N, H) each
-        hr, hz, hg = (h_prev @ self.W_hh).chunk(3, dim=-1)  # one product for all three
+        hr, hz, hg = (h_prev @ self.W_hh).chunk(3, dim=-1)  # one product for all three blocks
+        hg = hg if self.b_hg is None else hg + self.b_hg
         r = torch.sigmoid(xr + hr)  # $$r_t = \sigma(x_t W_{xr} + h_{t-1} W_{hr} + b_r)$$
         z = torch.sigmoid(xz + hz)  # $$z_t = \sigma(x_t W_{xz} + h_{t-1} W_{hz} + b_z)$$
-        g = torch.tanh(xg + r * (hg + self.b_hg))  # $$g_t = \tanh(x_t W_{xg} + b_{xg} + r_t \odot (h_{t-1} W_{hg} + b_{hg}))$$
-        return r, z, g
-
-    def recur(self, xp_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
-        """The part of a step that depends on the previous state."""
-        r, z, g = self.gates(xp_t, h_prev)
+        g = torch.tanh(xg + r * hg)  # $$g_t = \tanh(x_t W_{xg} + b_{xg} + r_t \odot (h_{t-1} W_{hg} + b_{hg}))$$
         return z * h_prev + (1 - z) * g  # $$h_t = z_t \odot h_{t-1} + (1 - z_t) \odot g_t$$
+
+    def initial_state(self, N: int, like: torch.Tensor) -> torch.Tensor:
+        return like.new_zeros(N, self.hidden_size)  # h_0 = 0
 # --8<-- [end:cell]
 
 
 # --8<-- [start:notes]
 def notes_gru_step(cell: GRUCell, x_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
-    r"""The course notes' GRU step with the same weights: reset *before* the product.
-
-    $g_t = \tanh(x_t W_{xg} + (r_t \odot h_{t-1}) W_{hg} + b_g)$, with $b_g = b_{xg} + b_{hg}$.
-    """
-    H = cell.hidden_size
-    xr, xz, xg = (x_t @ cell.W_xh + cell.b).chunk(3, dim=-1)
+    r"""The notes' step with the same weights: $g_t = \tanh(x_t W_{xg} + (r_t \odot h_{t-1}) W_{hg} + b_g)$,
+    $b_g = b_{xg} + b_{hg}$."""
+    xr, xz, xg = cell.project(x_t).chunk(3, dim=-1)  # b_xg is already in xg
     hr, hz, _ = (h_prev @ cell.W_hh).chunk(3, dim=-1)
-    r = torch.sigmoid(xr + hr)
-    z = torch.sigmoid(xz + hz)
-    W_hg = cell.W_hh[:, 2 * H :]  # (H, H)
-    g = torch.tanh(xg + (r * h_prev) @ W_hg + cell.b_hg)  # r applied to h, then the product
+    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+    W_hg = cell.W_hh[:, 2 * cell.hidden_size :]  # (H, H)
+    g = torch.tanh(xg + (r * h_prev) @ W_hg + (0 if cell.b_hg is None else cell.b_hg))  # r on h, then the product
     return z * h_prev + (1 - z) * g
 # --8<-- [end:notes]
 
 
+# The machinery below is the same in lessons/rnn.py, lstm.py and gru.py (each file is copied alone);
+# a state is a tensor (RNN, GRU) or a tuple of tensors (LSTM).
+def _map(f, *states):
+    return tuple(map(f, *states)) if isinstance(states[0], tuple) else f(*states)
+
+
+def _as_padded(input, batch_first: bool, D: int):
+    """Time-major padded (T, N, D) tensor, lengths (N,) or None, and whether the input was unbatched."""
+    if isinstance(input, PackedSequence):
+        x, lengths = pad_packed_sequence(input)  # original batch order
+        if x.shape[-1] != D:
+            raise ValueError(f"expected a PackedSequence of D = {D} features, got {x.shape[-1]}")
+        return x, lengths.to(x.device), False
+    layout = "(N, T, D)" if batch_first else "(T, N, D)"
+    if not isinstance(input, torch.Tensor) or input.dim() not in (2, 3) or input.shape[-1] != D:
+        got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
+        raise ValueError(f"expected input of shape {layout} = (*, *, {D}) or unbatched (T, D), got {got}")
+    if not input.is_floating_point():
+        raise ValueError(f"expected a floating-point input, got {input.dtype} (embed or one-hot encode token ids)")
+    if input.shape[-2 if input.dim() == 2 else (1 if batch_first else 0)] == 0:
+        raise ValueError(f"expected at least one time step, got input of shape {tuple(input.shape)}")
+    unbatched = input.dim() == 2
+    return input.unsqueeze(1) if unbatched else input.transpose(0, 1) if batch_first else input, None, unbatched
+
+
+def _reverse(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each sequence of (T, N, ...) within its own length; the padding stays where it is."""
+    if lengths is None:
+        return x.flip(0)  # all sequences are full length
+    t = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (T, 1)
+    index = torch.where(t < lengths, lengths - 1 - t, t)  # (T, N)
+    return x.gather(0, index.view(*index.shape, *[1] * (x.dim() - 2)).expand_as(x))
+
+
+def _scan(cell: nn.Module, xp: torch.Tensor, lengths: torch.Tensor | None, state):
+    """Run ``cell.recur`` over (T, N, ·); a sequence's state stops changing after its last step."""
+    outputs = []
+    for t, xp_t in enumerate(xp.unbind(0)):  # unbind, not xp[t] in a loop: keeps backward O(T)
+        state_t = cell.recur(xp_t, state)
+        h = state_t[0] if isinstance(state_t, tuple) else state_t  # an LSTM's state is (h, c)
+        if lengths is not None:
+            live = (t < lengths).unsqueeze(1)  # (N, 1)
+            state_t = _map(lambda n, s: torch.where(live, n, s), state_t, state)
+            h = h * live
+        outputs.append(h)
+        state = state_t
+    return torch.stack(outputs), state  # (T, N, H): zeros past each length, as torch.nn pads
+
+
+def _restore(out: torch.Tensor, input, lengths, batch_first: bool, unbatched: bool):
+    """Give the output the layout of the input: packed like it, unbatched, or (N, T, ·)/(T, N, ·)."""
+    if isinstance(input, PackedSequence):
+        order = input.sorted_indices
+        data = pack_padded_sequence(out if order is None else out.index_select(1, order),
+                                    (lengths if order is None else lengths[order]).cpu()).data
+        return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+    return out[:, 0] if unbatched else out.transpose(0, 1) if batch_first else out
+
+
 # --8<-- [start:layer]
 class GRU(nn.Module):
-    """Stacked GRU layers unrolled over time, with ``torch.nn.GRU``'s interface.
+    """GRU cells unrolled over time, stacked and optionally bidirectional: ``torch.nn.GRU``'s interface.
 
-    Input (N, T, D) (or (T, N, D) with ``batch_first=False``); returns the top layer's hidden
-    states (N, T, H) and the last state of every layer, ``h_n`` (L, N, H).
+    Returns ``(output, h_n)``: the top layer's states, (T, N, K·H) ((N, T, K·H) with ``batch_first``,
+    packed like a packed input), and every layer's and direction's last state, (L·K, N, H).
 
-    Examples
-    --------
-    >>> out, h_n = GRU(input_size=4, hidden_size=3, num_layers=2)(torch.zeros(5, 7, 4))
-    >>> tuple(out.shape), tuple(h_n.shape)
+    >>> layer = GRU(input_size=4, hidden_size=3, num_layers=2, batch_first=True)
+    >>> output, h_n = layer(torch.zeros(5, 7, 4))  # (N, T, D)
+    >>> tuple(output.shape), tuple(h_n.shape)
     ((5, 7, 3), (2, 5, 3))
     """
+    _ARGUMENTS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional")
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True) -> None:
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False):
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"expected num_layers >= 1, got {num_layers}")
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.num_layers, self.batch_first = num_layers, batch_first
-        sizes = [input_size] + [hidden_size] * (num_layers - 1)
-        self.cells = nn.ModuleList(GRUCell(d, hidden_size) for d in sizes)
+        if num_layers < 1 or not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"expected num_layers >= 1 and 0 <= dropout <= 1, got {num_layers}, {dropout}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, dropout, bidirectional
+        K = 2 if bidirectional else 1
+        self.cells = nn.ModuleList(  # layer by layer, forward direction first, as torch.nn orders h_n
+            GRUCell(input_size if layer == 0 else K * hidden_size, hidden_size, bias)
+            for layer in range(num_layers) for _ in range(K))
 
-    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        h0 = self._initial_state(x, h0)  # (L, N, H)
-        seq = x if self.batch_first else x.transpose(0, 1)  # (N, T, D)
-        h_n = []
-        for layer, cell in enumerate(self.cells):
-            h = h0[layer]  # (N, H)
-            xp = seq @ cell.W_xh + cell.b  # (N, T, 3H), all steps in one product
-            hs = []
-            for xp_t in xp.transpose(0, 1).unbind(0):  # T tensors of (N, 3H)
-                h = cell.recur(xp_t, h)  # (N, H)
-                hs.append(h)
-            seq = torch.stack(hs, dim=1)  # (N, T, H)
-            h_n.append(h)
-        out = seq if self.batch_first else seq.transpose(0, 1)
-        return out, torch.stack(h_n)  # (N, T, H), (L, N, H)
+    def forward(self, input, hx=None):
+        x, lengths, unbatched = _as_padded(input, self.batch_first, self.input_size)  # (T, N, D)
+        K = 2 if self.bidirectional else 1
+        h0 = self._initial_state(hx, x, unbatched)  # (L·K, N, H)
+        finals = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(K):  # the backward direction reads each sequence from its last real step
+                cell = self.cells[layer * K + direction]
+                seq = x if direction == 0 else _reverse(x, lengths)
+                out, state = _scan(cell, cell.project(seq), lengths, _map(lambda s: s[layer * K + direction], h0))
+                outputs.append(out if direction == 0 else _reverse(out, lengths))
+                finals.append(state)
+            x = torch.cat(outputs, dim=-1)  # (T, N, K·H)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout)  # between layers, as torch.nn
+        h_n = _map(lambda *s: torch.stack(s)[:, 0] if unbatched else torch.stack(s), *finals)  # (L·K, N, H)
+        return _restore(x, input, lengths, self.batch_first, unbatched), h_n
 # --8<-- [end:layer]
 
-    def _initial_state(self, x, h0):
-        check_sequence(x, self.input_size, batch_first=self.batch_first)
-        shape = (self.num_layers, x.shape[0 if self.batch_first else 1], self.hidden_size)
-        if h0 is None:
-            return x.new_zeros(shape)
-        if not isinstance(h0, torch.Tensor) or tuple(h0.shape) != shape:
-            got = tuple(h0.shape) if isinstance(h0, torch.Tensor) else type(h0).__name__
-            raise ValueError(f"expected h0 of shape (L, N, H) = {shape}, got {got}")
-        if h0.dtype != x.dtype:
-            raise ValueError(f"expected h0 with dtype {x.dtype} like the input, got {h0.dtype}")
-        return h0
+    def _initial_state(self, hx, x, unbatched: bool):
+        shape = ((2 if self.bidirectional else 1) * self.num_layers, x.shape[1], self.hidden_size)
+        if hx is None:
+            return _map(lambda s: s.expand(shape[0], -1, -1), _map(lambda s: s[None],
+                                                                   self.cells[0].initial_state(shape[1], x)))
+        hx = _map(lambda s: s.unsqueeze(1) if unbatched and isinstance(s, torch.Tensor) and s.dim() == 2 else s, hx)
+        for s in hx if isinstance(hx, tuple) else (hx,):
+            if not isinstance(s, torch.Tensor) or tuple(s.shape) != shape:
+                got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+                raise ValueError(f"expected an initial state of shape (L·num_directions, N, H) = {shape}, got {got}")
+        return hx
+
+    def _torch_names(self, reference: nn.Module):  # each cell with a getter of its torch.nn tensors
+        K = 2 if self.bidirectional else 1
+        for k, cell in enumerate(self.cells):
+            yield cell, lambda name, k=k: getattr(reference, f"{name}_l{k // K}{'_reverse' if k % K else ''}")
 
     @classmethod
     def from_torch(cls, reference: nn.GRU) -> "GRU":
-        """Build a `GRU` holding a copy of a ``torch.nn.GRU``'s weights.
-
-        ``W_xh = weight_ih.T``, ``W_hh = weight_hh.T``; for r and z the two biases are summed,
-        for g the input-side bias goes to ``b`` and the hidden-side one stays apart as ``b_hg``.
-        """
-        if reference.bidirectional:
-            raise ValueError("expected a one-direction torch.nn.GRU")
-        layer = cls(reference.input_size, reference.hidden_size, reference.num_layers, reference.batch_first)
-        layer = layer.to(reference.weight_ih_l0)
-        H = reference.hidden_size
+        """A copy of a ``torch.nn.GRU``: ``W = weight.T``; r and z sum its two biases, g's go to ``b`` and ``b_hg``."""
+        layer = cls(**{k: getattr(reference, k) for k in cls._ARGUMENTS}).to(reference.weight_ih_l0)
+        H = layer.hidden_size
         with torch.no_grad():
-            for k, cell in enumerate(layer.cells):
-                cell.W_xh.copy_(getattr(reference, f"weight_ih_l{k}").T)
-                cell.W_hh.copy_(getattr(reference, f"weight_hh_l{k}").T)
-                b_ih = getattr(reference, f"bias_ih_l{k}") if reference.bias else torch.zeros_like(cell.b)
-                b_hh = getattr(reference, f"bias_hh_l{k}") if reference.bias else torch.zeros_like(cell.b)
-                cell.b.copy_(torch.cat([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :]]))
-                cell.b_hg.copy_(b_hh[2 * H :])
+            for cell, torch_weight in layer._torch_names(reference):
+                cell.W_xh.copy_(torch_weight("weight_ih").T)
+                cell.W_hh.copy_(torch_weight("weight_hh").T)
+                if cell.b is not None:
+                    b_ih, b_hh = torch_weight("bias_ih"), torch_weight("bias_hh")
+                    cell.b.copy_(torch.cat([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :]]))
+                    cell.b_hg.copy_(b_hh[2 * H :])
         return layer
 
-
-class _FusedGRUFunction(torch.autograd.Function):
-    """One GRU layer over the whole sequence with a hand-written backward.
-
-    With $a = h_{t-1} W_{hh}$ split into $a_r, a_z, a_g$ and $\\tilde a_g = a_g + b_{hg}$:
-    $dg = dh (1 - z)$, $dz = dh (h_{t-1} - g)$, $d\\text{pre}_g = dg (1 - g^2)$,
-    $d\\tilde a_g = d\\text{pre}_g\\, r$, $dr = d\\text{pre}_g\\, \\tilde a_g$, and the sigmoid
-    derivatives for r and z; the weight gradients of all steps are one product each.
-    """
-
-    @staticmethod
-    def forward(ctx, x, h0, W_xh, W_hh, b, b_hg):  # x: (T, N, D) time-major
-        T, N, _ = x.shape
-        H = W_hh.shape[0]
-        xp = torch.addmm(b, x.reshape(T * N, -1), W_xh).view(T, N, 3 * H)  # (T, N, 3H)
-        hs = x.new_empty(T + 1, N, H)
-        rz = x.new_empty(T, N, 2 * H)  # r and z
-        gs = x.new_empty(T, N, H)
-        ah_g = x.new_empty(T, N, H)  # h_{t-1} W_hg + b_hg
-        hs[0] = h0
-        for t in range(T):
-            a = torch.mm(hs[t], W_hh)  # (N, 3H)
-            torch.add(xp[t, :, : 2 * H], a[:, : 2 * H], out=rz[t]).sigmoid_()
-            r, z = rz[t].chunk(2, dim=1)
-            torch.add(a[:, 2 * H :], b_hg, out=ah_g[t])
-            torch.addcmul(xp[t, :, 2 * H :], r, ah_g[t], out=gs[t]).tanh_()
-            g = gs[t]
-            torch.addcmul(g, z, hs[t] - g, out=hs[t + 1])  # h = g + z (h_prev - g)
-        ctx.save_for_backward(x, W_xh, W_hh, hs, rz, gs, ah_g)
-        return hs[1:], hs[T].clone()
-
-    @staticmethod
-    def backward(ctx, d_out, d_hT):
-        x, W_xh, W_hh, hs, rz, gs, ah_g = ctx.saved_tensors
-        T, N, _ = x.shape
-        H = W_hh.shape[0]
-        # our own contiguous copy of dL/dh_t (one copy, not T): dh_{t-1} accumulates into it in place
-        d_out = hs.new_zeros(T, N, H) if d_out is None else torch.empty_like(hs[1:]).copy_(d_out)
-        r, z = rz[..., :H], rz[..., H:]
-        dax = torch.empty(T, N, 3 * H, dtype=x.dtype, device=x.device)  # input-side pre-activations
-        dah = torch.empty_like(dax)  # hidden-side products h W_hh
-        dh = d_out[T - 1] + d_hT if d_hT is not None else d_out[T - 1].clone()
-        W_hh_T = W_hh.T
-        for t in range(T - 1, -1, -1):
-            dax_t, dah_t, r_t, z_t, g_t = dax[t], dah[t], r[t], z[t], gs[t]
-            # one step at a time, so that the step's values stay in the CPU cache
-            dpre_g = torch.mul(dh, 1 - z_t, out=dax_t[:, 2 * H :]).mul_(1 - g_t * g_t)  # through 1 - z, tanh'
-            torch.mul(dh, hs[t] - g_t, out=dax_t[:, H : 2 * H]).mul_(z_t * (1 - z_t))  # through h_prev - g, sigmoid'
-            torch.mul(dpre_g, ah_g[t], out=dax_t[:, :H]).mul_(r_t * (1 - r_t))  # through h W_hg + b_hg, sigmoid'
-            dah_t[:, : 2 * H] = dax_t[:, : 2 * H]  # r and z enter both sides alike
-            torch.mul(dpre_g, r_t, out=dah_t[:, 2 * H :])  # g's hidden side is scaled by r
-            h_direct = dh * z_t  # the direct path z * h_prev
-            if t > 0:
-                dh = d_out[t - 1].addmm_(dah_t, W_hh_T).add_(h_direct)
-            else:
-                dh = torch.mm(dah_t, W_hh_T).add_(h_direct)
-        dax2, dah2 = dax.view(T * N, 3 * H), dah.view(T * N, 3 * H)
-        dx = torch.mm(dax2, W_xh.T).view_as(x)
-        dW_xh = torch.mm(x.reshape(T * N, -1).T, dax2)
-        dW_hh = torch.mm(hs[:T].reshape(T * N, H).T, dah2)
-        return dx, dh, dW_xh, dW_hh, dax2.sum(0), dah2[:, 2 * H :].sum(0)
-
-
-class FastGRU(GRU):
-    """`GRU` with the same weights and results, faster: one layer is one autograd node."""
-
-    def forward(self, x, h0=None):
-        h0 = self._initial_state(x, h0)
-        seq = x.transpose(0, 1) if self.batch_first else x  # (T, N, D)
-        h_n = []
-        for layer, cell in enumerate(self.cells):
-            seq, h = _FusedGRUFunction.apply(seq, h0[layer], cell.W_xh, cell.W_hh, cell.b, cell.b_hg)
-            h_n.append(h)
-        out = seq.transpose(0, 1) if self.batch_first else seq
-        return out, torch.stack(h_n)
+    def to_torch(self) -> nn.GRU:
+        """The same function as a ``torch.nn.GRU`` (``bias_ih`` holds ``b``, ``bias_hh`` zeros and ``b_hg``)."""
+        reference = nn.GRU(**{k: getattr(self, k) for k in self._ARGUMENTS}).to(self.cells[0].W_xh)
+        with torch.no_grad():
+            for cell, torch_weight in self._torch_names(reference):
+                torch_weight("weight_ih").copy_(cell.W_xh.T)
+                torch_weight("weight_hh").copy_(cell.W_hh.T)
+                if cell.b is not None:
+                    torch_weight("bias_ih").copy_(cell.b)
+                    torch_weight("bias_hh").copy_(torch.cat([torch.zeros_like(cell.b[self.hidden_size:]), cell.b_hg]))
+        return reference
 
 
 # --8<-- [start:heads]
-class GRURegressor(nn.Module):
-    """Many-to-one regression: read the sequence, answer once from the top layer's last state."""
+class ManyToOne(nn.Module):
+    """Read the whole sequence, answer once from its last state: (N, T, D) → (N, C). ``rnn`` is any
+    ``batch_first=True`` layer with torch.nn's interface; with ``lengths`` each sequence answers
+    from its own last real step."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, output_size: int = 1,
-                 fast: bool = True) -> None:
+    def __init__(self, rnn: nn.Module, output_size: int) -> None:
         super().__init__()
-        self.rnn = (FastGRU if fast else GRU)(input_size, hidden_size, num_layers)
-        self.head = nn.Linear(hidden_size, output_size)
+        self.rnn = rnn
+        self.head = nn.Linear(rnn.hidden_size * (2 if rnn.bidirectional else 1), output_size)  # W_hy, c
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, h_n = self.rnn(x)  # (L, N, H)
-        return self.head(h_n[-1])  # (N, C)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is not None:
+            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, h_n = self.rnn(x)
+        h_n = h_n[0] if isinstance(h_n, tuple) else h_n  # an LSTM's (h_n, c_n)
+        K = 2 if self.rnn.bidirectional else 1
+        return self.head(torch.cat(list(h_n[-K:]), dim=-1))  # the top layer's K directions (N, K·H) → (N, C)
 # --8<-- [end:heads]
 
 
+def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None, None
+    return tuple(batch) if len(batch) == 3 else (batch[0], None, batch[1] if len(batch) == 2 else None)
+
+
+# --8<-- [start:system]
 class GRUSystem(pl.LightningModule):
-    """Trains a `GRURegressor` with mean squared error.
+    """Trains a regression ``model(x)`` or ``model(x, lengths)`` → (N, C) with MSE and Adam (learning rate ``lr``)."""
 
-    Parameters
-    ----------
-    input_size, hidden_size, num_layers : int
-        D, H and L.
-    lr : float
-        Adam's learning rate.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, lr: float = 0.01) -> None:
+    def __init__(self, model: nn.Module, lr: float = 0.01) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.model = GRURegressor(input_size, hidden_size, num_layers)
-        self.metrics = nn.ModuleDict(
-            {f"{stage}_metric": torchmetrics.MeanSquaredError() for stage in ("train", "val", "test")}
-        )
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        self.metrics = nn.ModuleDict({f"{s}_metric": torchmetrics.MeanSquaredError() for s in ("train", "val", "test")})
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(x) if lengths is None else self.model(x, lengths)  # (N, C)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        x, y = batch
-        out = self(x)
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, lengths, y = split_batch(batch)
+        out = self(x, lengths)
         loss = F.mse_loss(out, y.view_as(out))
-        self.metrics[f"{stage}_metric"](out, y.view_as(out))
-        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        self.metrics[f"{stage}_metric"].update(out, y.view_as(out))
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
         self.log(f"{stage}_mse", self.metrics[f"{stage}_metric"], prog_bar=True, on_step=False, on_epoch=True)
         return loss
 
@@ -347,89 +294,57 @@ class GRUSystem(pl.LightningModule):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
+    def predict_step(self, batch, batch_idx):
+        x, lengths, _ = split_batch(batch)
+        return self(x, lengths)
+
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+# --8<-- [end:system]
 
 
-class LossHistory(pl.Callback):
-    """Keep every epoch's logged metrics (e.g. ``val_mse``) in ``self.history`` for plotting."""
+class MultiplicationData(pl.LightningDataModule):
+    """The notes' multiplication problem (as in lessons.datasets): y = product of the two marked values; 80% train."""
 
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
+    def __init__(self, steps: int = 30, count: int = 3000, batch_size: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        values = torch.rand(count, steps, generator=g)  # (N, T)
+        positions = torch.rand(count, steps, generator=g).argsort(dim=1)[:, :2].sort(dim=1).values  # (N, 2)
+        x = torch.stack([torch.zeros(count, steps).scatter_(1, positions, 1.0), values], dim=-1)
+        y = values.gather(1, positions).prod(dim=1, keepdim=True)
+        n, self.batch_size = count * 4 // 5, batch_size
+        self.train_set, self.val_set = (torch.utils.data.TensorDataset(x[s], y[s]) for s in (slice(n), slice(n, None)))
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        for key, value in trainer.callback_metrics.items():
-            self.history.setdefault(key, []).append(float(value))
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
 
+    def val_dataloader(self):
+        return torch.utils.data.DataLoader(self.val_set, batch_size=self.batch_size)
 
-def fit(
-    system: pl.LightningModule,
-    train: torch.utils.data.DataLoader,
-    val: torch.utils.data.DataLoader | None = None,
-    max_epochs: int = 100,
-    progress: bool = False,
-    accelerator: str = "cpu",
-    callbacks: list[pl.Callback] | None = None,
-) -> pl.Trainer:
-    """Train ``system`` with deterministic algorithms and return the trainer (seed before building it)."""
-    quiet = logging.getLogger("pytorch_lightning")
-    level = quiet.level
-    if not progress:
-        quiet.setLevel(logging.WARNING)
-    try:
-        trainer = pl.Trainer(
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=1,
-            deterministic=True,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=progress,
-            enable_progress_bar=progress,
-            log_every_n_steps=1,
-            callbacks=callbacks,
-        )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-            trainer.fit(system, train, val)
-    finally:
-        quiet.setLevel(level)
-    return trainer
+    predict_dataloader = val_dataloader
 
 
-def _multiplication(count: int, steps: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The notes' multiplication problem (same as ``lessons.datasets.multiplication_problem``)."""
-    g = torch.Generator().manual_seed(seed)
-    values = torch.rand(count, steps, generator=g)
-    positions = torch.rand(count, steps, generator=g).argsort(dim=1)[:, :2].sort(dim=1).values
-    marker = torch.zeros(count, steps).scatter_(1, positions, 1.0)
-    return torch.stack([marker, values], dim=-1), values.gather(1, positions).prod(dim=1, keepdim=True)
+def main(args: list[str] | None = None) -> None:
+    """``LightningCLI`` over `GRUSystem` and any data module; the defaults learn the multiplication problem."""
+    from pytorch_lightning.cli import LightningCLI
+
+    here = __name__  # importable (see the __main__ block), so checkpoints name classes that import again
+    gru = {"class_path": f"{here}.GRU", "init_args": dict(input_size=2, hidden_size=30, num_layers=2, batch_first=True)}
+    model = {"class_path": f"{here}.ManyToOne", "init_args": {"rnn": gru, "output_size": 1}}
+    class CLI(LightningCLI):
+        def add_arguments_to_parser(self, parser):
+            parser.set_defaults({"model.model": model, "data": {"class_path": f"{here}.MultiplicationData"},
+                                 "model.lr": 0.01, "trainer.max_epochs": 30, "trainer.log_every_n_steps": 1})
+
+        def instantiate_classes(self):  # keep the model's class path and arguments: load_from_checkpoint rebuilds it
+            super().instantiate_classes()
+            self.model.hparams["model"] = self.config_dump["model"]["model"]
+
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch 2.13 vs Lightning 2.6.6, not ours to fix
+    CLI(GRUSystem, MultiplicationData, subclass_mode_data=True, seed_everything_default=0, args=args)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train a GRU on the notes' multiplication problem.")
-    parser.add_argument("--steps", type=int, default=30, help="T, the sequence length (the notes use 100)")
-    parser.add_argument("--hidden", type=int, default=30, help="H, the number of hidden units")
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
-    args = parser.parse_args(argv)
-    x, y = _multiplication(3000, args.steps, args.seed)
-    loader = lambda a, b, shuffle: torch.utils.data.DataLoader(  # noqa: E731
-        torch.utils.data.TensorDataset(a, b), batch_size=64, shuffle=shuffle
-    )
-    pl.seed_everything(args.seed)
-    system = GRUSystem(2, args.hidden, args.layers, lr=args.lr)
-    trainer = fit(system, loader(x[:2048], y[:2048], True), loader(x[2048:2560], y[2048:2560], False),
-                  max_epochs=args.epochs, progress=True, accelerator=args.accelerator)
-    variance = y[2048:2560].var().item()
-    mse = trainer.callback_metrics["val_mse"].item()
-    print(f"validation MSE {mse:.5f} = {mse / variance:.1%} of the target variance {variance:.5f}")
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # run the importable module's main: the classes a checkpoint names must import again
+    import importlib, pathlib  # noqa: E401
+    importlib.import_module(__spec__.name if __spec__ else pathlib.Path(__file__).stem).main()

@@ -1,86 +1,84 @@
-"""Tests of lessons/gru.py: the from-scratch GRU (readable and fast) equals torch.nn.GRU in
-outputs, final states and gradients; the notes' variant is a different function of the same
-weights; bad input is refused clearly; a short training reaches its target."""
+"""Tests of lessons/gru.py: the from-scratch GRU is a drop-in for torch.nn.GRU (values, gradients,
+packed and unbatched input, padding), the notes' variant is a different function of the same
+weights, bad input is refused clearly, the system is complete (predict, checkpoint, resume, DDP,
+bf16) and a short training reaches its target."""
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
+import layer_checks as lc
+import lightning_checks as lk
 from lessons import gru
-from lessons.gru import GRU, FastGRU, GRUCell, GRURegressor, GRUSystem, fit, notes_gru_step
-
-LAYERS = [GRU, FastGRU]
-
-
-def _close(a, b, tol=1e-12):
-    torch.testing.assert_close(a, b, rtol=0, atol=tol)
+from lessons.datasets import multiplication_problem
+from lessons.gru import GRU, GRUCell, GRUSystem, ManyToOne, MultiplicationData, notes_gru_step
 
 
-@pytest.mark.parametrize("cls", LAYERS)
-@pytest.mark.parametrize("num_layers", [1, 3])
-@pytest.mark.parametrize("batch_first", [True, False])
-def test_equals_torch_gru_outputs_and_states(cls, num_layers, batch_first):
-    torch.manual_seed(0)
-    reference = nn.GRU(5, 7, num_layers=num_layers, batch_first=batch_first).double()
-    ours = cls.from_torch(reference)
-    x = torch.randn(4, 9, 5, dtype=torch.float64)
-    h0 = torch.randn(num_layers, 4 if batch_first else 9, 7, dtype=torch.float64)
-    out, h_n = ours(x, h0)
-    out_ref, h_ref = reference(x, h0)
-    _close(out, out_ref)
-    _close(h_n, h_ref)
-    _close(ours(x)[0], reference(x)[0])
+@pytest.mark.parametrize("config", lc.CONFIGS, ids=lc.config_id)
+def test_layer_equals_torch_gru(config):
+    lc.check_equal(GRU, nn.GRU, **config)
 
 
-@pytest.mark.parametrize("cls", LAYERS)
-@pytest.mark.parametrize("batch_first", [True, False])
-def test_equals_torch_gru_gradients(cls, batch_first):
+@pytest.mark.parametrize("config", lc.CONFIGS, ids=lc.config_id)
+def test_layer_gradients_equal_torch_gru(config):
+    lc.check_gradients(GRU, nn.GRU, **config)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_padding_never_changes_an_answer(num_layers, bidirectional):
+    lc.check_padding_invariance(GRU, num_layers=num_layers, bidirectional=bidirectional)
+
+
+def _copy_cell(ours, reference):
+    H = reference.hidden_size
+    with torch.no_grad():
+        ours.W_xh.copy_(reference.weight_ih.T)
+        ours.W_hh.copy_(reference.weight_hh.T)
+        if ours.b is not None:
+            ours.b.copy_(torch.cat([reference.bias_ih[: 2 * H] + reference.bias_hh[: 2 * H], reference.bias_ih[2 * H :]]))
+            ours.b_hg.copy_(reference.bias_hh[2 * H :])
+
+
+@pytest.mark.parametrize("config", [{}, {"bias": False}])
+def test_cell_equals_torch_gru_cell(config):
+    lc.check_cell_equal(GRUCell, nn.GRUCell, _copy_cell, **config)
+
+
+def test_weight_gradients_follow_the_bias_split():
+    """b gets torch's bias_ih gradient (and bias_hh's for r, z); b_hg gets bias_hh's for g."""
     torch.manual_seed(1)
-    reference = nn.GRU(3, 4, num_layers=2, batch_first=batch_first).double()
-    ours = cls.from_torch(reference)
-    x = torch.randn(3, 11, 3, dtype=torch.float64, requires_grad=True)
-    x_ref = x.detach().clone().requires_grad_(True)
-    N = 3 if batch_first else 11
-    h0 = torch.randn(2, N, 4, dtype=torch.float64, requires_grad=True)
-    h0_ref = h0.detach().clone().requires_grad_(True)
-    w_out, w_h = torch.randn(3, 11, 4, dtype=torch.float64), torch.randn(2, N, 4, dtype=torch.float64)
-    out, h_n = ours(x, h0)
-    ((out * w_out).sum() + (h_n * w_h).sum()).backward()
-    out, h_n = reference(x_ref, h0_ref)
-    ((out * w_out).sum() + (h_n * w_h).sum()).backward()
-    _close(x.grad, x_ref.grad)
-    _close(h0.grad, h0_ref.grad)
+    reference = nn.GRU(3, 4, num_layers=2, bidirectional=True).double()
+    ours = GRU.from_torch(reference)
+    x = torch.randn(7, 2, 3, dtype=torch.float64)
+    for layer in (reference, ours):
+        out, h_n = layer(x)
+        (out.sin().sum() + h_n.sum()).backward()
     H = 4
-    for k, cell in enumerate(ours.cells):
-        b_ih, b_hh = (getattr(reference, f"bias_{s}_l{k}").grad for s in ("ih", "hh"))
-        _close(cell.W_xh.grad, getattr(reference, f"weight_ih_l{k}").grad.T)
-        _close(cell.W_hh.grad, getattr(reference, f"weight_hh_l{k}").grad.T)
-        _close(cell.b.grad, b_ih)  # r, z: summed biases; g: the input-side bias
-        _close(cell.b.grad[: 2 * H], b_hh[: 2 * H])
-        _close(cell.b_hg.grad, b_hh[2 * H :])
+    for cell, torch_weight in ours._torch_names(reference):
+        b_ih, b_hh = torch_weight("bias_ih").grad, torch_weight("bias_hh").grad
+        torch.testing.assert_close(cell.W_xh.grad, torch_weight("weight_ih").grad.T, rtol=0, atol=1e-12)
+        torch.testing.assert_close(cell.W_hh.grad, torch_weight("weight_hh").grad.T, rtol=0, atol=1e-12)
+        torch.testing.assert_close(cell.b.grad, b_ih, rtol=0, atol=1e-12)
+        torch.testing.assert_close(cell.b.grad[: 2 * H], b_hh[: 2 * H], rtol=0, atol=1e-12)
+        torch.testing.assert_close(cell.b_hg.grad, b_hh[2 * H :], rtol=0, atol=1e-12)
+
+
+def test_gradcheck_float64():
+    torch.manual_seed(2)
+    layer = GRU(3, 4, num_layers=2, batch_first=True, bidirectional=True).double()
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(4, 2, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, h0: layer(x, h0), (x, h0))
 
 
 def test_float32_matches_within_float32_precision():
     torch.manual_seed(2)
     reference = nn.GRU(6, 8, num_layers=2, batch_first=True)
     x = torch.randn(5, 20, 6)
-    for cls in LAYERS:
-        torch.testing.assert_close(cls.from_torch(reference)(x)[0], reference(x)[0], rtol=0, atol=1e-5)
-
-
-def test_cell_equals_torch_gru_cell():
-    torch.manual_seed(3)
-    reference = nn.GRUCell(4, 3).double()
-    layer = GRU.from_torch(nn.GRU(4, 3, batch_first=True).double())
-    cell = layer.cells[0]
-    with torch.no_grad():
-        cell.W_xh.copy_(reference.weight_ih.T)
-        cell.W_hh.copy_(reference.weight_hh.T)
-        cell.b.copy_(torch.cat([reference.bias_ih[:6] + reference.bias_hh[:6], reference.bias_ih[6:]]))
-        cell.b_hg.copy_(reference.bias_hh[6:])
-    x, h = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
-    _close(cell(x, h), reference(x, h))
+    torch.testing.assert_close(GRU.from_torch(reference)(x)[0], reference(x)[0], rtol=0, atol=1e-5)
 
 
 def test_notes_variant_is_a_different_function():
@@ -91,71 +89,181 @@ def test_notes_variant_is_a_different_function():
     # they agree exactly when the reset gate is fully open (r = 1) ...
     with torch.no_grad():
         cell.b[:3] = 1e3
-    _close(notes_gru_step(cell, x, h), cell(x, h))
+    torch.testing.assert_close(notes_gru_step(cell, x, h), cell(x, h), rtol=0, atol=1e-12)
     # ... and when the previous state is zero and b_hg = 0
     with torch.no_grad():
         cell.b[:3] = 0.0
         cell.b_hg.zero_()
     zero = torch.zeros_like(h)
-    _close(notes_gru_step(cell, x, zero), cell(x, zero))
-
-
-def test_fast_layer_passes_gradcheck():
-    torch.manual_seed(5)
-    layer = FastGRU(3, 4, num_layers=2).double()
-    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
-    h0 = torch.randn(2, 2, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, h0: layer(x, h0), (x, h0))
+    torch.testing.assert_close(notes_gru_step(cell, x, zero), cell(x, zero), rtol=0, atol=1e-12)
+    # without biases too
+    plain = GRUCell(4, 3, bias=False).double()
+    assert (notes_gru_step(plain, x, h) - plain(x, h)).abs().max() > 1e-3
 
 
 def test_parameter_count_is_three_quarters_of_the_lstm():
     D, H = 3, 5
-    ours = sum(p.numel() for p in GRU(D, H).parameters())
-    assert ours == 3 * (D * H + H * H + H) + H  # b_hg is the one extra bias vector
+    assert sum(p.numel() for p in GRU(D, H).parameters()) == 3 * (D * H + H * H + H) + H  # b_hg: the extra bias
+    assert sum(p.numel() for p in GRU(D, H, bias=False).parameters()) == 3 * (D * H + H * H)
     assert sum(p.numel() for p in nn.GRU(D, H).parameters()) == 3 * (D * H + H * H + 2 * H)
 
 
-@pytest.mark.parametrize("cls", LAYERS)
+def test_input_projection_is_done_once_before_the_loop(monkeypatch):
+    layer = GRU(3, 4, batch_first=True)
+    cell = layer.cells[0]
+    calls = {"recur": 0}
+    recur = cell.recur
+
+    def counting_recur(xp_t, h):
+        calls["recur"] += 1
+        assert xp_t.shape == (2, 12)  # already projected: (N, 3H), not (N, D)
+        return recur(xp_t, h)
+
+    monkeypatch.setattr(cell, "recur", counting_recur)
+    monkeypatch.setattr(cell, "forward", lambda *a: pytest.fail("the layer must not call the full cell per step"))
+    layer(torch.randn(2, 8, 3))
+    assert calls["recur"] == 8
+
+
+def test_dropout_between_layers_only_in_training():
+    torch.manual_seed(0)
+    layer = GRU(3, 4, num_layers=2, dropout=0.5, batch_first=True)
+    x = torch.randn(2, 5, 3)
+    layer.eval()
+    torch.testing.assert_close(layer(x)[0], layer(x)[0])
+    layer.train()
+    assert not torch.equal(layer(x)[0], layer(x)[0])
+
+
 @pytest.mark.parametrize(
     "x, message",
     [
-        (torch.zeros(32, 64), r"expected x of shape \(N, T, D\) = \(\*, \*, 8\), got \(32, 64\)"),
-        (torch.zeros(2, 3, 8, dtype=torch.long), r"floating-point .* got dtype torch.int64"),
+        (torch.zeros(32, 64, 3), r"expected input of shape \(N, T, D\) = \(\*, \*, 8\) or unbatched \(T, D\), got \(32, 64, 3\)"),
+        (torch.zeros(32, 64), r"expected input of shape \(N, T, D\) = \(\*, \*, 8\) or unbatched \(T, D\), got \(32, 64\)"),
+        (torch.zeros(2, 3, 8, dtype=torch.long), r"floating-point input, got torch.int64"),
         (torch.zeros(2, 0, 8), r"at least one time step"),
-        ("abc", r"torch.Tensor of shape \(N, T, D\), got str"),
+        ("abc", r"got str"),
+        (nn.utils.rnn.pack_sequence([torch.zeros(3, 5)]), r"PackedSequence of D = 8 features, got 5"),
     ],
 )
-def test_bad_input_gets_a_clear_error(cls, x, message):
+def test_bad_input_gets_a_clear_error(x, message):
     with pytest.raises(ValueError, match=message):
-        cls(8, 4)(x)
+        GRU(8, 4, batch_first=True)(x)
 
 
-def test_bad_state_gets_a_clear_error():
-    layer = GRU(8, 4, num_layers=2)
-    with pytest.raises(ValueError, match=r"expected h0 of shape \(L, N, H\) = \(2, 3, 4\), got \(3, 4\)"):
+def test_bad_state_and_arguments_get_a_clear_error():
+    layer = GRU(8, 4, num_layers=2, batch_first=True)
+    with pytest.raises(ValueError, match=r"\(L·num_directions, N, H\) = \(2, 3, 4\), got \(3, 4\)"):
         layer(torch.zeros(3, 5, 8), torch.zeros(3, 4))
-    with pytest.raises(ValueError, match="dtype"):
-        layer(torch.zeros(3, 5, 8), torch.zeros(2, 3, 4, dtype=torch.float64))
-    with pytest.raises(ValueError, match="one-direction"):
-        GRU.from_torch(nn.GRU(3, 4, bidirectional=True))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, D\) = \(\*, 8\) or \(D,\), got \(2, 3\)"):
+        GRUCell(8, 4)(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="num_layers"):
         GRU(3, 4, num_layers=0)
+    with pytest.raises(ValueError, match="dropout"):
+        GRU(3, 4, dropout=1.5)
+
+
+@pytest.mark.parametrize("layer", [nn.GRU, GRU, nn.LSTM])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_head_takes_any_dropin_layer_and_ignores_padding(layer, bidirectional):
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, 4)
+    lengths = torch.tensor([6, 2, 4])
+    padded = x.clone()
+    for i, n in enumerate(lengths):
+        padded[i, n:] = 7.0  # whatever sits in the padding must not matter
+    model = ManyToOne(layer(4, 5, num_layers=2, batch_first=True, bidirectional=bidirectional), 2)
+    assert model(x).shape == (3, 2)
+    for i, n in enumerate(lengths):
+        torch.testing.assert_close(model(padded, lengths)[i], model(x[i : i + 1, :n])[0])
+
+
+def test_built_in_data_is_the_notes_multiplication_problem():
+    data = MultiplicationData(steps=12, count=50, seed=3)
+    x, y = multiplication_problem(count=50, steps=12, seed=3)
+    assert torch.equal(data.train_set.tensors[0], x[:40]) and torch.equal(data.val_set.tensors[1], y[40:])
 
 
 def _loader(x, y, batch_size, shuffle=False):
-    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle)
 
 
 def test_short_multiplication_problem_learns():
-    x, y = gru._multiplication(1200, 10, seed=0)
+    x, y = multiplication_problem(1200, 10, seed=0)
     pl.seed_everything(0, verbose=False)
-    system = GRUSystem(2, 16, 1, lr=0.01)
-    trainer = fit(system, _loader(x[:1000], y[:1000], 50, shuffle=True), _loader(x[1000:], y[1000:], 200),
-                  max_epochs=12)
+    system = GRUSystem(ManyToOne(GRU(2, 16, batch_first=True), 1), lr=0.01)
+    trainer = lk._fit(lk.trainer(max_epochs=12), system, _loader(x[:1000], y[:1000], 50, shuffle=True),
+                      _loader(x[1000:], y[1000:], 200))
     assert trainer.callback_metrics["val_mse"].item() < 0.2 * y[1000:].var().item()
-    assert GRURegressor(2, 5, num_layers=2)(torch.randn(4, 6, 2)).shape == (4, 1)
+    torch.testing.assert_close(trainer.callback_metrics["val_mse"], trainer.callback_metrics["val_loss"])
 
 
-def test_command_line_runs(capsys):
-    gru.main(["--steps", "5", "--epochs", "1", "--hidden", "4", "--layers", "1"])
-    assert "of the target variance" in capsys.readouterr().out
+# ---- the system is complete: the checks every LightningModule of the course passes ----
+
+def _windows():
+    torch.manual_seed(0)
+    x = torch.randn(16, 5, 3)
+    lengths = torch.tensor([5, 3, 4, 2] * 4)
+    return TensorDataset(x, lengths, x[:, :, 0].sum(1, keepdim=True))
+
+
+def _window_system():
+    pl.seed_everything(0, verbose=False)
+    return GRUSystem(ManyToOne(GRU(3, 6, batch_first=True), 1), lr=0.01)
+
+
+def test_predict():
+    lk.check_predict(_window_system, DataLoader(_windows(), batch_size=4))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    loader = DataLoader(_windows(), batch_size=4)
+    lk.check_checkpoint(_window_system, loader, loader, tmp_path, model=ManyToOne(GRU(3, 6, batch_first=True), 1))
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    loader = DataLoader(_windows(), batch_size=4)
+    lk.check_resume(_window_system, loader, loader, tmp_path)
+
+
+def test_ddp_spawn_two_processes_equal_one(tmp_path):
+    lk.check_ddp(_window_system, _windows(), batch_size=8, tmp_path=tmp_path)
+
+
+def test_bf16_mixed_on_cpu():
+    lk.check_bf16(_window_system, DataLoader(_windows(), batch_size=4))
+
+
+def test_gpu():
+    lk.check_gpu(_window_system, DataLoader(_windows(), batch_size=4))
+
+
+def test_swap_torch_layer_for_the_lesson_inside_the_system():
+    torch.manual_seed(0)
+    system = GRUSystem(ManyToOne(nn.GRU(3, 6, num_layers=2, batch_first=True, bidirectional=True), 2))
+    x, lengths = torch.randn(4, 5, 3), torch.tensor([5, 3, 4, 1])
+    lk.check_swap(system, {nn.GRU: GRU.from_torch}, (x, lengths))
+
+
+def test_command_line_help_and_config(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(gru.__file__)
+    run = lambda *a: subprocess.run([sys.executable, str(script), *a], capture_output=True, text=True, cwd=tmp_path)  # noqa: E731
+    help_text = run("fit", "--help")
+    assert help_text.returncode == 0 and "--model.model" in help_text.stdout and "--trainer.max_epochs" in help_text.stdout
+    config = run("fit", "--print_config")
+    assert "class_path: gru.ManyToOne" in config.stdout and "class_path: gru.MultiplicationData" in config.stdout
+
+
+def test_command_line_trains_and_checkpoint_loads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    gru.main(["fit", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
+              "--trainer.enable_model_summary", "false", "--data.steps", "5", "--data.count", "200"])
+    (path,) = tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt")
+    system = GRUSystem.load_from_checkpoint(path)  # the model is rebuilt from its saved class path
+    assert isinstance(system.model.rnn, GRU) and system.model.rnn.num_layers == 2
+    x = MultiplicationData(steps=5, count=10).val_set.tensors[0]
+    assert system(x).shape == (2, 1)

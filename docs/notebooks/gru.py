@@ -13,19 +13,26 @@
 #
 # [게이트 순환 유닛(GRU)](../gru.md) 장의 결과를 그림으로 살펴봅니다.
 # 곱셈 문제의 곡선은 `benchmarks/gated_multiplication.py`가 만든 결과 파일에서 읽고,
-# 노트의 식과 PyTorch의 식의 차이는 이 노트북이 직접 계산합니다. 노트북은 사이트를 만들 때마다 처음부터 실행됩니다.
+# 짧은 학습 곡선과 노트의 식과 PyTorch의 식의 차이는 이 노트북이 직접 계산합니다. 노트북은 사이트를 만들 때마다 처음부터 실행됩니다.
 
 # %%
 LANG = "ko"
 
 # %%
+import csv
 import json
+import logging
 import pathlib
+import tempfile
+import warnings
 
 import matplotlib.pyplot as plt
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
-from lessons.gru import GRUCell, notes_gru_step
+from lessons.datasets import multiplication_problem
+from lessons.gru import GRU, GRUCell, GRUSystem, ManyToOne, notes_gru_step
 from lessons.plotting import use_hangul_font
 
 use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
@@ -40,6 +47,10 @@ TEXT = {
         "step": "시점 t",
         "diff": "PyTorch와 노트의 은닉 상태 차이 (최댓값)",
         "diff_title": "같은 가중치, 다른 후보 식: 두 GRU의 은닉 상태 차이",
+        "mse_ratio": "MSE / 정답 분산",
+        "train": "학습",
+        "val": "검증",
+        "short_title": "곱셈 문제 (T = 10): GRUSystem과 pl.Trainer, CSVLogger의 기록",
     },
     "en": {
         "epoch": "epoch",
@@ -49,6 +60,10 @@ TEXT = {
         "step": "time step $t$",
         "diff": "largest $|h_t^{PyTorch} - h_t^{notes}|$",
         "diff_title": "Same weights, different candidate: hidden states of the two GRUs",
+        "mse_ratio": "MSE / variance of the targets",
+        "train": "training",
+        "val": "validation",
+        "short_title": "Multiplication problem (T = 10): GRUSystem, pl.Trainer, CSVLogger's record",
     },
 }[LANG]
 
@@ -72,6 +87,37 @@ plt.show()
 best = {name: min(run["val_mse"]) / baseline for name, run in mult["models"].items()}
 print({name: round(value, 3) for name, value in best.items()})
 assert best["GRU"] < 0.1 and best["RNN"] > 0.8  # a failing cell fails the site build
+
+# %% [markdown]
+# ## Lightning으로 학습한 곡선 { #training-curve }
+#
+# 본문의 짧은 학습($T = 10$, 12에포크)을 `CSVLogger`와 함께 다시 돌리고, 로거가 남긴 `metrics.csv`에서 에포크별 MSE를 읽어 그립니다.
+
+# %%
+x, y = multiplication_problem(count=1200, steps=10)  # (N, T, D), (N, 1)
+train = DataLoader(TensorDataset(x[:1000], y[:1000]), batch_size=50, shuffle=True)
+val = DataLoader(TensorDataset(x[1000:], y[1000:]), batch_size=200)
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # no "GPU available" banner in the output
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch 2.13 vs Lightning 2.6.6, not ours to fix
+pl.seed_everything(0, verbose=False)
+system = GRUSystem(ManyToOne(GRU(2, 16, batch_first=True), 1), lr=0.01)
+with tempfile.TemporaryDirectory() as logs:
+    trainer = pl.Trainer(max_epochs=12, logger=pl.loggers.CSVLogger(logs), enable_checkpointing=False, log_every_n_steps=1,
+                         enable_progress_bar=False, enable_model_summary=False, deterministic=True)
+    trainer.fit(system, train, val)
+    with open(pathlib.Path(trainer.logger.log_dir) / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+variance = y[1000:].var().item()
+curves = {stage: [float(r[f"{stage}_mse"]) / variance for r in rows if r.get(f"{stage}_mse")] for stage in ("train", "val")}
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for stage, ratio in curves.items():
+    ax.plot(range(1, len(ratio) + 1), ratio, marker="o", label=TEXT[stage])
+ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["mse_ratio"], title=TEXT["short_title"])
+ax.legend()
+ax.grid(True, alpha=0.3)
+plt.show()
+print(f"last validation MSE / variance {curves['val'][-1]:.3f}")
+assert len(curves["val"]) == 12 and curves["val"][-1] < 0.2
 
 # %% [markdown]
 # ## 노트의 식과 PyTorch의 식 { #notes-variant }
