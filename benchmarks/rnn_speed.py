@@ -2,8 +2,8 @@
 
 Times ``out.sum().backward()`` of
 
-- LSTM: `torch.nn.LSTM`, the readable `lessons.lstm.LSTM`, the fast `lessons.lstm.FastLSTM`;
-- GRU: `torch.nn.GRU`, `lessons.gru.GRU`, `lessons.gru.FastGRU`;
+- LSTM: `torch.nn.LSTM`, the readable `lessons.lstm.LSTM`, the fused `FastLSTM` of ``benchmarks/fused.py``;
+- GRU: `torch.nn.GRU`, `lessons.gru.GRU`, the fused `FastGRU` of ``benchmarks/fused.py``;
 - RNN: `torch.nn.RNN`, `lessons.rnn.RNN` (the RNN lesson's layer),
 
 with the same weights, batch-first float32 input, at N=64, T=100, D=64, H=128 (small) and
@@ -37,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # fused.py
 
 NAME = "rnn-speed"
 SIZES = {"small": (64, 100, 64, 128), "large": (128, 200, 128, 256)}
@@ -49,18 +50,19 @@ def variants(D: int, H: int):
     """(family, name, module) triples; the first of each family is the torch.nn reference."""
     from torch import nn
 
-    from lessons.gru import GRU, FastGRU
-    from lessons.lstm import LSTM, FastLSTM
+    from fused import FastGRU, FastLSTM  # benchmarks/fused.py, next to this file
+    from lessons.gru import GRU
+    from lessons.lstm import LSTM
     from lessons.rnn import RNN
 
     lstm, gru, rnn = (cls(D, H, batch_first=True) for cls in (nn.LSTM, nn.GRU, nn.RNN))
     return [
         ("LSTM", "torch.nn.LSTM", lstm),
         ("LSTM", "lessons.lstm.LSTM", LSTM.from_torch(lstm)),
-        ("LSTM", "lessons.lstm.FastLSTM", FastLSTM.from_torch(lstm)),
+        ("LSTM", "fused.FastLSTM", FastLSTM.from_torch(lstm)),
         ("GRU", "torch.nn.GRU", gru),
         ("GRU", "lessons.gru.GRU", GRU.from_torch(gru)),
-        ("GRU", "lessons.gru.FastGRU", FastGRU.from_torch(gru)),
+        ("GRU", "fused.FastGRU", FastGRU.from_torch(gru)),
         ("RNN", "torch.nn.RNN", rnn),
         ("RNN", "lessons.rnn.RNN", RNN.from_torch(rnn)),
     ]

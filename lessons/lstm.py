@@ -1,48 +1,14 @@
-r"""Long short-term memory (LSTM), written from its equations.
+r"""Long short-term memory (LSTM), written from its equations, a drop-in for ``torch.nn.LSTM``.
 
-An LSTM cell keeps two vectors from step to step: the hidden state $h_t$ and the cell state
-$c_t$. Four small layers read $x_t$ and $h_{t-1}$; three of them are gates (sigmoid, values in
-(0, 1)) and one proposes new content (tanh, values in (-1, 1)). With row vectors:
-
-$$
-\begin{aligned}
-i_t &= \sigma(x_t W_{xi} + h_{t-1} W_{hi} + b_i) && \text{input gate} \\
-f_t &= \sigma(x_t W_{xf} + h_{t-1} W_{hf} + b_f) && \text{forget gate} \\
-g_t &= \tanh(x_t W_{xg} + h_{t-1} W_{hg} + b_g) && \text{candidate} \\
-o_t &= \sigma(x_t W_{xo} + h_{t-1} W_{ho} + b_o) && \text{output gate} \\
-c_t &= f_t \odot c_{t-1} + i_t \odot g_t \\
-h_t &= o_t \odot \tanh(c_t)
-\end{aligned}
-$$
-
-As in the course notes, the four weight matrices are stored side by side in one fused matrix
-with $4H$ columns, in PyTorch's order (i, f, g, o): one product gives all four pre-activations,
-which are then split into four chunks.
-
-Shapes follow d2l's letters: N batch, T time steps, D input features, H hidden units,
-L layers, C outputs. ``x`` is batch-first, (N, T, D), unless ``batch_first=False``.
-
-Contents: `LSTMCell` (one step), `cell_backward` (the step's backward pass by hand), `LSTM`
-(stacked layers over T, equal to ``torch.nn.LSTM``), `FastLSTM` (the same function with a
-hand-written backward over the whole sequence, for speed), the heads `LSTMRegressor` and
-`LSTMClassifier`, the training system `LSTMSystem`, `LossHistory` and the `fit` helper.
-
-To run:
-
-```bash
-python lessons/lstm.py                          # the multiplication problem, T = 30
-python lessons/lstm.py --steps 100 --epochs 60  # the notes' full length
-python lessons/lstm.py --accelerator gpu
-```
-
-The file imports only the standard library, torch, pytorch_lightning and torchmetrics, so it
-can be copied into a project on its own.
+A cell state $c_t = f_t \odot c_{t-1} + i_t \odot g_t$ next to $h_t = o_t \odot \tanh(c_t)$, gates i, f, o and
+candidate g side by side in PyTorch's order (row vectors; N batch, T steps, D inputs, H hidden units, C outputs).
+`LSTMCell`, `LSTM`: torch.nn's arguments, inputs and outputs; `cell_backward`: one step's backward by hand;
+`ManyToOne`, `LSTMClassifier`: heads on any layer; `LSTMSystem` trains them (stdlib, torch, Lightning, torchmetrics).
+To run: ``python lessons/lstm.py fit`` (multiplication problem, T = 30), ``fit --help``, ``fit --print_config``.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import math
 import warnings
 
@@ -51,92 +17,41 @@ import torch
 import torchmetrics
 from torch import nn
 from torch.nn import functional as F
-
-__all__ = [
-    "LSTMCell",
-    "cell_backward",
-    "LSTM",
-    "FastLSTM",
-    "LSTMRegressor",
-    "LSTMClassifier",
-    "LSTMSystem",
-    "LossHistory",
-    "fit",
-]
-
-
-def check_sequence(x: torch.Tensor, input_size: int, name: str = "x", batch_first: bool = True) -> None:
-    """Raise a ``ValueError`` unless ``x`` is a floating-point sequence tensor with D = input_size.
-
-    >>> check_sequence(torch.zeros(32, 64), input_size=8)
-    Traceback (most recent call last):
-    ...
-    ValueError: expected x of shape (N, T, D) = (*, *, 8), got (32, 64)
-    """
-    layout = "(N, T, D)" if batch_first else "(T, N, D)"
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"expected {name} to be a torch.Tensor of shape {layout}, got {type(x).__name__}")
-    if x.dim() != 3 or x.shape[-1] != input_size:
-        raise ValueError(f"expected {name} of shape {layout} = (*, *, {input_size}), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(
-            f"expected {name} to be a floating-point tensor of shape {layout} = (*, *, {input_size}), "
-            f"got dtype {x.dtype} (embed integer tokens first)"
-        )
-    if x.shape[1 if batch_first else 0] == 0:
-        raise ValueError(f"expected {name} of shape {layout} with at least one time step (T >= 1), got T = 0")
-
-
-def _check_state(s: torch.Tensor, shape: tuple[int, ...], like: torch.Tensor, name: str) -> None:
-    if not isinstance(s, torch.Tensor) or tuple(s.shape) != shape:
-        got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-        raise ValueError(f"expected {name} of shape (L, N, H) = {shape}, got {got}")
-    if s.dtype != like.dtype:
-        raise ValueError(f"expected {name} with dtype {like.dtype} like the input, got {s.dtype}")
-
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 # --8<-- [start:cell]
 class LSTMCell(nn.Module):
-    r"""One LSTM step with the four gates fused: $W_{xh}$ is $(D, 4H)$, $W_{hh}$ is $(H, 4H)$.
-
-    The columns are four blocks of $H$ in PyTorch's order i, f, g, o.
-
-    Parameters
-    ----------
-    input_size : int
-        D, the number of features of one input vector ``x_t``.
-    hidden_size : int
-        H, the number of hidden units (and of cell-state units).
-
-    Examples
-    --------
-    >>> cell = LSTMCell(input_size=4, hidden_size=3)
-    >>> h, c = cell(torch.zeros(2, 4), (torch.zeros(2, 3), torch.zeros(2, 3)))
+    r"""One LSTM step with the gates fused: $W_{xh}$ (D, 4H), $W_{hh}$ (H, 4H), blocks i, f, g, o;
+    ``torch.nn.LSTMCell``'s interface: ``cell(x, (h, c))`` → ``(h', c')``, zeros if no state is given.
+    >>> h, c = LSTMCell(4, 3)(torch.zeros(2, 4))  # (N, D) -> (N, H), (N, H)
     >>> tuple(h.shape), tuple(c.shape)
     ((2, 3), (2, 3))
     """
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
         self.W_xh = nn.Parameter(torch.empty(input_size, 4 * hidden_size))  # (D, 4H)
         self.W_hh = nn.Parameter(torch.empty(hidden_size, 4 * hidden_size))  # (H, 4H)
-        self.b = nn.Parameter(torch.empty(4 * hidden_size))  # (4H,)
+        self.b = nn.Parameter(torch.empty(4 * hidden_size)) if bias else None  # (4H,)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # Same scale as torch.nn.LSTM: U(-1/sqrt(H), 1/sqrt(H)).
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        for p in self.parameters():  # torch.nn's U(-1/√H, 1/√H)
+            nn.init.uniform_(p, -1 / math.sqrt(self.hidden_size), 1 / math.sqrt(self.hidden_size))
 
-    def forward(
-        self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.recur(x_t @ self.W_xh + self.b, *state)  # (N, H), (N, H)
+    def forward(self, input: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None):
+        if not isinstance(input, torch.Tensor) or input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
+            raise ValueError(f"expected input of shape (N, D) = (*, {self.input_size}) or (D,), got {got}")
+        x = input.view(-1, self.input_size)  # (N, D), N = 1 for an unbatched step
+        state = self.initial_state(len(x), x) if hx is None else tuple(s.view(len(x), -1) for s in hx)
+        return _map(lambda s: s if input.dim() == 2 else s[0], self.recur(self.project(x), state))  # (N, H) or (H,)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:  # the part of a step that does not need h_{t-1}: all T at once
+        return x @ self.W_xh if self.b is None else x @ self.W_xh + self.b  # (..., 4H)
 
     def gates(self, xp_t: torch.Tensor, h_prev: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The four gate values from ``xp_t = x_t W_xh + b`` (N, 4H) and ``h_prev`` (N, H)."""
         a = xp_t + h_prev @ self.W_hh  # (N, 4H): all four pre-activations in one product
         a_i, a_f, a_g, a_o = a.chunk(4, dim=-1)  # four (N, H) blocks, PyTorch's order
         i = torch.sigmoid(a_i)  # $$i_t = \sigma(x_t W_{xi} + h_{t-1} W_{hi} + b_i)$$
@@ -145,343 +60,244 @@ class LSTMCell(nn.Module):
         o = torch.sigmoid(a_o)  # $$o_t = \sigma(x_t W_{xo} + h_{t-1} W_{ho} + b_o)$$
         return i, f, g, o
 
-    def recur(
-        self, xp_t: torch.Tensor, h_prev: torch.Tensor, c_prev: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The part of a step that depends on the previous state."""
+    def recur(self, xp_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):  # xp_t = x_t W_xh + b
+        h_prev, c_prev = state
         i, f, g, o = self.gates(xp_t, h_prev)
         c = f * c_prev + i * g  # $$c_t = f_t \odot c_{t-1} + i_t \odot g_t$$
         h = o * torch.tanh(c)  # $$h_t = o_t \odot \tanh(c_t)$$
         return h, c  # (N, H), (N, H)
+
+    def initial_state(self, N: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (like.new_zeros(N, self.hidden_size),) * 2  # h_0 = c_0 = 0
 # --8<-- [end:cell]
 
-
 # --8<-- [start:backward]
-def cell_backward(
-    x_t: torch.Tensor,
-    h_prev: torch.Tensor,
-    c_prev: torch.Tensor,
-    cell: LSTMCell,
-    dh: torch.Tensor,
-    dc: torch.Tensor,
-) -> dict[str, torch.Tensor]:
-    r"""Backward pass of one `LSTMCell` step, written out by hand.
-
-    Given the gradients flowing into the step's outputs, ``dh`` $= \partial L/\partial h_t$ and
-    ``dc`` $= \partial L/\partial c_t$ (from the next step), return the gradients of the step's
-    inputs and weights: ``x``, ``h_prev``, ``c_prev``, ``W_xh``, ``W_hh``, ``b``.
-
-    Each gate's gradient is multiplied by the local derivative of its activation
-    ($\sigma' = \sigma(1-\sigma)$, $\tanh' = 1-\tanh^2$), and the four results are merged side by
-    side into one (N, 4H) matrix ``da``, the gradient of the fused pre-activation.
-    """
+def cell_backward(x_t, h_prev, c_prev, cell: LSTMCell, dh, dc) -> dict[str, torch.Tensor]:
+    r"""One `LSTMCell` step's backward by hand: ``dh`` $= \partial L/\partial h_t$, ``dc`` $= \partial L/\partial c_t$
+    → gradients of ``x``, ``h_prev``, ``c_prev``, ``W_xh``, ``W_hh``, ``b``. Each gate's gradient times its
+    activation's derivative ($\sigma(1-\sigma)$, $1-\tanh^2$), side by side, is ``da``, the (N, 4H) pre-activation's."""
     with torch.no_grad():
-        i, f, g, o = cell.gates(x_t @ cell.W_xh + cell.b, h_prev)  # recompute the forward
-        c = f * c_prev + i * g
-        tanh_c = torch.tanh(c)
+        i, f, g, o = cell.gates(cell.project(x_t), h_prev)  # recompute the forward
+        tanh_c = torch.tanh(f * c_prev + i * g)
         do = dh * tanh_c  # h = o * tanh(c)
         dc = dc + dh * o * (1 - tanh_c**2)  # both paths into c: from h_t and from c_{t+1}
         di, df, dg = dc * g, dc * c_prev, dc * i  # c = f * c_prev + i * g
-        da = torch.cat(
-            [
-                di * i * (1 - i),  # sigmoid'
-                df * f * (1 - f),  # sigmoid'
-                dg * (1 - g**2),  # tanh'
-                do * o * (1 - o),  # sigmoid'
-            ],
-            dim=-1,
-        )  # (N, 4H): the four gate gradients merged
-        return {
-            "x": da @ cell.W_xh.T,  # (N, D)
-            "h_prev": da @ cell.W_hh.T,  # (N, H)
-            "c_prev": dc * f,  # (N, H): the additive path, scaled only by f
-            "W_xh": x_t.T @ da,  # (D, 4H)
-            "W_hh": h_prev.T @ da,  # (H, 4H)
-            "b": da.sum(dim=0),  # (4H,)
-        }
+        da = torch.cat([di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], dim=-1)  # (N, 4H)
+        return {"x": da @ cell.W_xh.T, "h_prev": da @ cell.W_hh.T,  # (N, D), (N, H)
+                "c_prev": dc * f,  # (N, H): the additive path, scaled only by f
+                "W_xh": x_t.T @ da, "W_hh": h_prev.T @ da, "b": da.sum(dim=0)}  # (D, 4H), (H, 4H), (4H,)
 # --8<-- [end:backward]
 
+# The machinery below is the same in lessons/rnn.py, lstm.py and gru.py (each file is copied alone); a state is (h, c).
+def _map(f, *states):
+    return tuple(map(f, *states)) if isinstance(states[0], tuple) else f(*states)
+
+def _as_padded(input, batch_first: bool, D: int):
+    """Time-major padded (T, N, D) tensor, lengths (N,) or None, and whether the input was unbatched."""
+    if isinstance(input, PackedSequence):
+        x, lengths = pad_packed_sequence(input)  # original batch order
+        if x.shape[-1] != D:
+            raise ValueError(f"expected a PackedSequence of D = {D} features, got {x.shape[-1]}")
+        return x, lengths.to(x.device), False
+    layout = "(N, T, D)" if batch_first else "(T, N, D)"
+    if not isinstance(input, torch.Tensor) or input.dim() not in (2, 3) or input.shape[-1] != D:
+        got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
+        raise ValueError(f"expected input of shape {layout} = (*, *, {D}) or unbatched (T, D), got {got}")
+    if not input.is_floating_point():
+        raise ValueError(f"expected a floating-point input, got {input.dtype} (embed or one-hot encode token ids)")
+    if input.shape[-2 if input.dim() == 2 else (1 if batch_first else 0)] == 0:
+        raise ValueError(f"expected at least one time step, got input of shape {tuple(input.shape)}")
+    unbatched = input.dim() == 2
+    return input.unsqueeze(1) if unbatched else input.transpose(0, 1) if batch_first else input, None, unbatched
+
+def _reverse(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each sequence of (T, N, ...) within its own length; the padding stays where it is."""
+    if lengths is None:
+        return x.flip(0)  # all sequences are full length
+    t = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (T, 1)
+    index = torch.where(t < lengths, lengths - 1 - t, t)  # (T, N)
+    return x.gather(0, index.view(*index.shape, *[1] * (x.dim() - 2)).expand_as(x))
+
+def _scan(cell: nn.Module, xp: torch.Tensor, lengths: torch.Tensor | None, state):
+    """Run ``cell.recur`` over (T, N, ·); a sequence's state stops changing after its last step."""
+    outputs = []
+    for t, xp_t in enumerate(xp.unbind(0)):  # unbind, not xp[t] in a loop: keeps backward O(T)
+        state_t = cell.recur(xp_t, state)
+        h = state_t[0] if isinstance(state_t, tuple) else state_t  # an LSTM's state is (h, c)
+        if lengths is not None:
+            live = (t < lengths).unsqueeze(1)  # (N, 1)
+            state_t = _map(lambda n, s: torch.where(live, n, s), state_t, state)
+            h = h * live
+        outputs.append(h)
+        state = state_t
+    return torch.stack(outputs), state  # (T, N, H): zeros past each length, as torch.nn pads
+
+def _restore(out: torch.Tensor, input, lengths, batch_first: bool, unbatched: bool):
+    """Give the output the layout of the input: packed like it, unbatched, or (N, T, ·)/(T, N, ·)."""
+    if isinstance(input, PackedSequence):
+        order = input.sorted_indices
+        data = pack_padded_sequence(out if order is None else out.index_select(1, order),
+                                    (lengths if order is None else lengths[order]).cpu()).data
+        return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+    return out[:, 0] if unbatched else out.transpose(0, 1) if batch_first else out
 
 # --8<-- [start:layer]
 class LSTM(nn.Module):
-    """Stacked LSTM layers unrolled over time, with ``torch.nn.LSTM``'s interface.
+    """Cells unrolled over time, stacked and optionally bidirectional: ``torch.nn.LSTM``'s interface.
 
-    Input (N, T, D) (or (T, N, D) with ``batch_first=False``); returns the top layer's hidden
-    states, (N, T, H), and the last states ``(h_n, c_n)`` of every layer, each (L, N, H).
-    In each layer the input projection ``x W_xh + b`` of all T steps is one matrix product
-    before the loop; only ``h_{t-1} W_hh`` stays inside it.
-
-    Examples
-    --------
-    >>> layer = LSTM(input_size=4, hidden_size=3, num_layers=2)
-    >>> out, (h_n, c_n) = layer(torch.zeros(5, 7, 4))  # (N, T, D)
-    >>> tuple(out.shape), tuple(h_n.shape), tuple(c_n.shape)
+    Returns the top layer's states (T, N, K·H) ((N, T, K·H) with ``batch_first``, packed like packed input) and
+    ``(h_n, c_n)``, every layer's and direction's last states, (L·K, N, H) each.
+    >>> output, (h_n, c_n) = LSTM(4, 3, num_layers=2, batch_first=True)(torch.zeros(5, 7, 4))  # (N, T, D)
+    >>> tuple(output.shape), tuple(h_n.shape), tuple(c_n.shape)
     ((5, 7, 3), (2, 5, 3), (2, 5, 3))
     """
+    _ARGUMENTS = "input_size hidden_size num_layers bias batch_first dropout bidirectional proj_size".split()
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True) -> None:
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0):
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"expected num_layers >= 1, got {num_layers}")
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.num_layers, self.batch_first = num_layers, batch_first
-        sizes = [input_size] + [hidden_size] * (num_layers - 1)
-        self.cells = nn.ModuleList(LSTMCell(d, hidden_size) for d in sizes)
+        if num_layers < 1 or not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"expected num_layers >= 1 and 0 <= dropout <= 1, got {num_layers}, {dropout}")
+        if proj_size:
+            raise ValueError(f"proj_size > 0 (projected LSTM) is not part of this lesson, got proj_size={proj_size}")
+        self.input_size, self.hidden_size, self.num_layers, self.proj_size = input_size, hidden_size, num_layers, 0
+        self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, dropout, bidirectional
+        K = 2 if bidirectional else 1
+        self.cells = nn.ModuleList(  # layer by layer, forward direction first, as torch.nn orders h_n
+            LSTMCell(input_size if layer == 0 else K * hidden_size, hidden_size, bias)
+            for layer in range(num_layers) for _ in range(K))
 
-    def forward(
-        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        h0, c0 = self._initial_state(x, state)  # (L, N, H) each
-        seq = x if self.batch_first else x.transpose(0, 1)  # (N, T, D)
-        h_n, c_n = [], []
-        for layer, cell in enumerate(self.cells):
-            h, c = h0[layer], c0[layer]  # (N, H)
-            xp = seq @ cell.W_xh + cell.b  # (N, T, 4H), all steps in one product
-            hs = []
-            for xp_t in xp.transpose(0, 1).unbind(0):  # T tensors of (N, 4H); no xp[:, t]
-                h, c = cell.recur(xp_t, h, c)  # (N, H), (N, H)
-                hs.append(h)
-            seq = torch.stack(hs, dim=1)  # (N, T, H): the next layer's input
-            h_n.append(h)
-            c_n.append(c)
-        out = seq if self.batch_first else seq.transpose(0, 1)
-        return out, (torch.stack(h_n), torch.stack(c_n))  # (N, T, H), (L, N, H) x 2
+    def forward(self, input, hx=None):
+        x, lengths, unbatched = _as_padded(input, self.batch_first, self.input_size)  # (T, N, D)
+        K = 2 if self.bidirectional else 1
+        h0 = self._initial_state(hx, x, unbatched)  # (h_0, c_0), (L·K, N, H) each
+        finals = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(K):  # the backward direction reads each sequence from its last real step
+                cell = self.cells[layer * K + direction]
+                seq = x if direction == 0 else _reverse(x, lengths)
+                out, state = _scan(cell, cell.project(seq), lengths, _map(lambda s: s[layer * K + direction], h0))
+                outputs.append(out if direction == 0 else _reverse(out, lengths))
+                finals.append(state)
+            x = torch.cat(outputs, dim=-1)  # (T, N, K·H)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout)  # between layers, as torch.nn
+        h_n = _map(lambda *s: torch.stack(s)[:, 0] if unbatched else torch.stack(s), *finals)  # (L·K, N, H)
+        return _restore(x, input, lengths, self.batch_first, unbatched), h_n
 # --8<-- [end:layer]
 
-    def _initial_state(self, x, state):
-        check_sequence(x, self.input_size, batch_first=self.batch_first)
-        N = x.shape[0 if self.batch_first else 1]
-        shape = (self.num_layers, N, self.hidden_size)
-        if state is None:
-            zeros = x.new_zeros(shape)
-            return zeros, zeros
-        if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise ValueError("expected state to be a tuple (h0, c0), each of shape (L, N, H)")
-        _check_state(state[0], shape, x, "h0")
-        _check_state(state[1], shape, x, "c0")
-        return state
+    def _initial_state(self, hx, x, unbatched: bool):
+        if hx is not None and not (isinstance(hx, tuple) and len(hx) == 2):
+            raise ValueError(f"expected hx = (h_0, c_0), a tuple of two tensors, got {type(hx).__name__}")
+        shape = ((2 if self.bidirectional else 1) * self.num_layers, x.shape[1], self.hidden_size)
+        if hx is None:
+            return _map(lambda s: s.expand(shape[0], -1, -1), _map(lambda s: s[None],
+                                                                   self.cells[0].initial_state(shape[1], x)))
+        hx = _map(lambda s: s.unsqueeze(1) if unbatched and isinstance(s, torch.Tensor) and s.dim() == 2 else s, hx)
+        for s in hx if isinstance(hx, tuple) else (hx,):
+            if not isinstance(s, torch.Tensor) or tuple(s.shape) != shape:
+                got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+                raise ValueError(f"expected an initial state of shape (L·num_directions, N, H) = {shape}, got {got}")
+        return hx
 
-    @torch.no_grad()
-    def gate_trace(self, x: torch.Tensor, layer: int = -1) -> dict[str, torch.Tensor]:
-        """Gate values of one layer at every step, each (N, T, H), for plotting.
-
-        Keys ``i``, ``f``, ``g``, ``o``, ``c`` and ``h``.
-        """
-        check_sequence(x, self.input_size, batch_first=self.batch_first)
-        seq = x if self.batch_first else x.transpose(0, 1)
-        layer = range(self.num_layers)[layer]
-        trace: dict[str, list[torch.Tensor]] = {k: [] for k in "ifgoch"}
-        for index, cell in enumerate(self.cells[: layer + 1]):
-            h = c = seq.new_zeros(seq.shape[0], self.hidden_size)
-            hs = []
-            for xp_t in (seq @ cell.W_xh + cell.b).transpose(0, 1).unbind(0):
-                i, f, g, o = cell.gates(xp_t, h)
-                h, c = cell.recur(xp_t, h, c)
-                hs.append(h)
-                if index == layer:
-                    for key, value in zip("ifgoch", (i, f, g, o, c, h)):
-                        trace[key].append(value)
-            seq = torch.stack(hs, dim=1)
-        return {k: torch.stack(v, dim=1) for k, v in trace.items()}
+    def _torch_names(self, reference: nn.Module):  # each cell with a getter of its torch.nn tensors
+        K = 2 if self.bidirectional else 1
+        for k, cell in enumerate(self.cells):
+            yield cell, lambda name, k=k: getattr(reference, f"{name}_l{k // K}{'_reverse' if k % K else ''}")
 
     @classmethod
     def from_torch(cls, reference: nn.LSTM) -> "LSTM":
-        """Build an `LSTM` holding a copy of a ``torch.nn.LSTM``'s weights.
-
-        PyTorch stores ``weight_ih_l{k}`` as (4H, D) with the rows in the order i, f, g, o, and two
-        biases; this lesson keeps the same order in the columns of the row-vector form, so
-        ``W_xh = weight_ih.T``, ``W_hh = weight_hh.T`` and ``b = b_ih + b_hh``.
-        Copy after any ``.double()``: a bias summed in float32 then cast differs by about 1e-8.
-        """
-        if reference.bidirectional or reference.proj_size:
-            raise ValueError("expected a one-direction torch.nn.LSTM without proj_size")
-        layer = cls(reference.input_size, reference.hidden_size, reference.num_layers, reference.batch_first)
-        layer = layer.to(reference.weight_ih_l0)
+        """A copy of an ``nn.LSTM``: ``W_xh = weight_ih.T`` (i, f, g, o), ``W_hh = weight_hh.T``, ``b = b_ih + b_hh``."""
+        layer = cls(**{k: getattr(reference, k) for k in cls._ARGUMENTS}).to(reference.weight_ih_l0)
         with torch.no_grad():
-            for k, cell in enumerate(layer.cells):
-                cell.W_xh.copy_(getattr(reference, f"weight_ih_l{k}").T)
-                cell.W_hh.copy_(getattr(reference, f"weight_hh_l{k}").T)
-                bias = torch.zeros_like(cell.b)
-                if reference.bias:
-                    bias = getattr(reference, f"bias_ih_l{k}") + getattr(reference, f"bias_hh_l{k}")
-                cell.b.copy_(bias)
+            for cell, torch_weight in layer._torch_names(reference):
+                cell.W_xh.copy_(torch_weight("weight_ih").T)
+                cell.W_hh.copy_(torch_weight("weight_hh").T)
+                if cell.b is not None:
+                    cell.b.copy_(torch_weight("bias_ih") + torch_weight("bias_hh"))
         return layer
 
-
-class _FusedLSTMFunction(torch.autograd.Function):
-    """One layer over the whole sequence with a hand-written backward (see `cell_backward`).
-
-    Forward keeps the gate values of every step; backward runs the cell backward from t = T to 1,
-    keeping only the (N, H) products with ``W_hh`` inside the loop. The weight gradients of all
-    steps are then one product each, ``X^T dA`` and ``H_prev^T dA`` over all N*T rows.
-    """
-
-    @staticmethod
-    def forward(ctx, x, h0, c0, W_xh, W_hh, b):  # x: (T, N, D) time-major
-        T, N, _ = x.shape
-        H = W_hh.shape[0]
-        # x W_xh + b for all steps, written straight into the buffer that becomes the gate activations
-        acts = torch.addmm(b, x.reshape(T * N, -1), W_xh).view(T, N, 4 * H)  # (T, N, 4H)
-        cs = x.new_empty(T + 1, N, H)
-        hs = x.new_empty(T + 1, N, H)
-        tanh_cs = x.new_empty(T, N, H)
-        hs[0], cs[0] = h0, c0
-        for t in range(T):
-            a = acts[t].addmm_(hs[t], W_hh)  # (N, 4H): pre-activation, in place
-            torch.sigmoid_(a[:, : 2 * H])  # i, f
-            torch.tanh_(a[:, 2 * H : 3 * H])  # g
-            torch.sigmoid_(a[:, 3 * H :])  # o
-            i, f, g, o = a.chunk(4, dim=1)
-            torch.addcmul(i * g, f, cs[t], out=cs[t + 1])  # c = f * c_prev + i * g
-            torch.tanh(cs[t + 1], out=tanh_cs[t])
-            torch.mul(o, tanh_cs[t], out=hs[t + 1])  # h = o * tanh(c)
-        ctx.save_for_backward(x, W_xh, W_hh, acts, cs, hs, tanh_cs)
-        return hs[1:], hs[T].clone(), cs[T].clone()
-
-    @staticmethod
-    def backward(ctx, d_out, d_hT, d_cT):
-        x, W_xh, W_hh, acts, cs, hs, tanh_cs = ctx.saved_tensors
-        T, N, _ = x.shape
-        H = W_hh.shape[0]
-        # our own contiguous copy of dL/dh_t (one copy, not T): dh_{t-1} accumulates into it in place
-        d_out = hs.new_zeros(T, N, H) if d_out is None else torch.empty_like(hs[1:]).copy_(d_out)
-        da = torch.empty_like(acts)  # (T, N, 4H): the merged gate gradients dA_t
-        dh = d_out[T - 1] + d_hT if d_hT is not None else d_out[T - 1].clone()
-        dc = d_cT.clone() if d_cT is not None else torch.zeros_like(cs[0])
-        ones = torch.ones_like(dc)
-        W_hh_T = W_hh.T
-        # One step at a time, so that each step's values stay in the CPU cache.
-        for t in range(T - 1, -1, -1):
-            a_t, da_t, tanh_c = acts[t], da[t], tanh_cs[t]
-            i, f, g, o = a_t.chunk(4, dim=1)
-            di, df, dg, do = da_t.chunk(4, dim=1)
-            torch.mul(dh, tanh_c, out=do)  # h = o tanh(c)
-            through_h = torch.addcmul(ones, tanh_c, tanh_c, value=-1).mul_(o)  # o (1 - tanh^2 c)
-            dc.addcmul_(dh, through_h)  # both paths into c_t: from h_t and from c_{t+1}
-            torch.mul(dc, g, out=di)  # c = f c_prev + i g
-            torch.mul(dc, cs[t], out=df)
-            torch.mul(dc, i, out=dg)
-            dc.mul_(f)  # dc_{t-1} = dc_t f_t: the conveyor belt
-            local = torch.addcmul(a_t, a_t, a_t, value=-1)  # sigmoid' = s (1 - s) for i, f, o ...
-            torch.addcmul(ones, g, g, value=-1, out=local[:, 2 * H : 3 * H])  # ... tanh' = 1 - g^2 for g
-            da_t.mul_(local)
-            if t > 0:
-                dh = d_out[t - 1].addmm_(da_t, W_hh_T)  # dh_{t-1}
-            else:
-                dh = torch.mm(da_t, W_hh_T)
-        da2 = da.view(T * N, 4 * H)
-        dx = torch.mm(da2, W_xh.T).view_as(x)
-        dW_xh = torch.mm(x.reshape(T * N, -1).T, da2)
-        dW_hh = torch.mm(hs[:T].reshape(T * N, H).T, da2)
-        db = da2.sum(0)
-        return dx, dh, dc, dW_xh, dW_hh, db
-
-
-class FastLSTM(LSTM):
-    """`LSTM` with the same weights and results, faster: one layer is one autograd node.
-
-    Forward fills preallocated buffers in place; backward is the hand-written `cell_backward`
-    run over the sequence (`_FusedLSTMFunction`). Use `LSTM` to read the method, this one to
-    train; ``benchmarks/rnn_speed.py`` times both against ``torch.nn.LSTM``.
-    """
-
-    def forward(self, x, state=None):
-        h0, c0 = self._initial_state(x, state)
-        seq = x.transpose(0, 1) if self.batch_first else x  # (T, N, D)
-        h_n, c_n = [], []
-        for layer, cell in enumerate(self.cells):
-            seq, h, c = _FusedLSTMFunction.apply(seq, h0[layer], c0[layer], cell.W_xh, cell.W_hh, cell.b)
-            h_n.append(h)
-            c_n.append(c)
-        out = seq.transpose(0, 1) if self.batch_first else seq
-        return out, (torch.stack(h_n), torch.stack(c_n))
-
+    def to_torch(self) -> nn.LSTM:
+        """The same function as a ``torch.nn.LSTM`` (its two biases hold ``b`` and zeros)."""
+        reference = nn.LSTM(**{k: getattr(self, k) for k in self._ARGUMENTS}).to(self.cells[0].W_xh)
+        with torch.no_grad():
+            for cell, torch_weight in self._torch_names(reference):
+                torch_weight("weight_ih").copy_(cell.W_xh.T)
+                torch_weight("weight_hh").copy_(cell.W_hh.T)
+                if cell.b is not None:
+                    torch_weight("bias_ih").copy_(cell.b)
+                    torch_weight("bias_hh").zero_()
+        return reference
 
 # --8<-- [start:heads]
-class LSTMRegressor(nn.Module):
-    """Many-to-one regression: read the sequence, answer once from the top layer's last state.
+class ManyToOne(nn.Module):
+    """(N, T, D) → (N, C) from the last state of any ``batch_first=True`` layer with torch.nn's interface;
+    with ``lengths`` each sequence answers from its own last real step, never reading padding."""
 
-    ``forget_bias`` (if given) starts every forget-gate bias at that value, as Keras'
-    ``unit_forget_bias=True`` does with 1.0: the cell state is kept from the first update on.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, output_size: int = 1,
-                 fast: bool = True, forget_bias: float | None = None) -> None:
+    def __init__(self, rnn: nn.Module, output_size: int) -> None:
         super().__init__()
-        self.rnn = (FastLSTM if fast else LSTM)(input_size, hidden_size, num_layers)
-        self.head = nn.Linear(hidden_size, output_size)
-        if forget_bias is not None:
-            with torch.no_grad():
-                for cell in self.rnn.cells:
-                    cell.b[hidden_size : 2 * hidden_size] = forget_bias  # the f block of i, f, g, o
+        self.rnn = rnn
+        self.head = nn.Linear(rnn.hidden_size * (2 if rnn.bidirectional else 1), output_size)  # W_hy, c
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, (h_n, _) = self.rnn(x)  # (L, N, H)
-        return self.head(h_n[-1])  # (N, C)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is not None:
+            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, h_n = self.rnn(x)
+        h_n = h_n[0] if isinstance(h_n, tuple) else h_n  # an LSTM's (h_n, c_n)
+        K = 2 if self.rnn.bidirectional else 1
+        return self.head(torch.cat(list(h_n[-K:]), dim=-1))  # the top layer's K directions (N, K·H) → (N, C)
 
+class LSTMClassifier(ManyToOne):
+    """The notes' topic model: word ids (N, T) → ``embedding`` → ``rnn`` → logits (N, C); ``lengths`` as above."""
 
-class LSTMClassifier(nn.Module):
-    """The notes' news-topic model: Embedding(V, E) → LSTM(H) → Linear(C) on word ids (N, T)."""
+    def __init__(self, embedding: nn.Embedding, rnn: nn.Module, num_classes: int) -> None:
+        super().__init__(rnn, num_classes)
+        self.embedding = embedding  # (V, E), E = rnn.input_size
 
-    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_classes: int,
-                 fast: bool = True) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=0)  # (V, E)
-        self.rnn = (FastLSTM if fast else LSTM)(embed_size, hidden_size)
-        self.head = nn.Linear(hidden_size, num_classes)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if tokens.dim() != 2 or tokens.is_floating_point():
             raise ValueError(f"expected integer word ids of shape (N, T), got {tuple(tokens.shape)} {tokens.dtype}")
-        _, (h_n, _) = self.rnn(self.embed(tokens))  # (N, T) -> (N, T, E) -> (1, N, H)
-        return self.head(h_n[-1])  # (N, C) logits; softmax is inside the loss
+        return super().forward(self.embedding(tokens), lengths)  # (N, C) logits; softmax is in the loss
 # --8<-- [end:heads]
 
+def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None, None
+    return tuple(batch) if len(batch) == 3 else (batch[0], None, batch[1] if len(batch) == 2 else None)
 
 # --8<-- [start:system]
 class LSTMSystem(pl.LightningModule):
-    """Trains an `LSTMRegressor` (``task="regression"``) or an `LSTMClassifier` with Lightning.
+    """Trains any sequence model, ``model(x)`` or ``model(x, lengths)`` → (N, C) or (N, T, C): MSE
+    (``task="regression"``) or cross-entropy and accuracy, both ignoring targets of −100 (padding); Adam (``lr``)."""
 
-    Parameters
-    ----------
-    task : {"regression", "classification"}
-        Mean squared error on (N, T, D) sequences, or cross-entropy with accuracy on word ids.
-    lr : float
-        Adam's learning rate.
-    **model_args
-        Passed to the model: ``input_size, hidden_size, num_layers`` for regression,
-        ``vocab_size, embed_size, hidden_size, num_classes`` for classification.
-    """
-
-    def __init__(self, task: str = "regression", lr: float = 0.01, **model_args) -> None:
+    def __init__(self, model: nn.Module, task: str = "regression", lr: float = 0.01) -> None:
         super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"expected model: nn.Module, e.g. ManyToOne(LSTM(2, 8, batch_first=True), 1), got {model}")
         if task not in ("classification", "regression"):
             raise ValueError(f"expected task 'classification' or 'regression', got {task!r}")
-        self.save_hyperparameters()
-        if task == "regression":
-            self.model = LSTMRegressor(**model_args)
-            metric = torchmetrics.MeanSquaredError
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        metric = torchmetrics.MeanMetric if task == "classification" else torchmetrics.MeanSquaredError
+        self.metrics = nn.ModuleDict({f"{stage}_metric": metric() for stage in ("train", "val", "test")})  # never mixed
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(x) if lengths is None else self.model(x, lengths)  # (N, C) or (N, T, C)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, lengths, y = split_batch(batch)
+        out = self(x, lengths)
+        if self.hparams.task == "classification":
+            logits, target = out.reshape(-1, out.shape[-1]), y.reshape(-1)  # (N·T, C), (N·T,)
+            loss, real = F.cross_entropy(logits, target, ignore_index=-100), target != -100
+            self.metrics[f"{stage}_metric"].update((logits.argmax(-1)[real] == target[real]).float())
         else:
-            self.model = LSTMClassifier(**model_args)
-            classes = model_args["num_classes"]
-            metric = lambda: torchmetrics.Accuracy(task="multiclass", num_classes=classes)  # noqa: E731
-        self.metrics = nn.ModuleDict({f"{stage}_metric": metric() for stage in ("train", "val", "test")})
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        x, y = batch
-        out = self(x)
-        if self.hparams.task == "regression":
             loss = F.mse_loss(out, y.view_as(out))
-            self.metrics[f"{stage}_metric"](out, y.view_as(out))
-            name = "mse"
-        else:
-            loss = F.cross_entropy(out, y)
-            self.metrics[f"{stage}_metric"](out, y)
-            name = "acc"
-        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+            self.metrics[f"{stage}_metric"].update(out, y.view_as(out))
+        name = "acc" if self.hparams.task == "classification" else "mse"
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
         self.log(f"{stage}_{name}", self.metrics[f"{stage}_metric"], prog_bar=True, on_step=False, on_epoch=True)
         return loss
 
@@ -494,94 +310,41 @@ class LSTMSystem(pl.LightningModule):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
+    def predict_step(self, batch, batch_idx):
+        x, lengths, _ = split_batch(batch)
+        return self(x, lengths)
+
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 # --8<-- [end:system]
 
-
-class LossHistory(pl.Callback):
-    """Keep every epoch's logged metrics (e.g. ``val_mse``) in ``self.history`` for plotting."""
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        for key, value in trainer.callback_metrics.items():
-            self.history.setdefault(key, []).append(float(value))
-
-
-def fit(
-    system: pl.LightningModule,
-    train: torch.utils.data.DataLoader,
-    val: torch.utils.data.DataLoader | None = None,
-    max_epochs: int = 100,
-    progress: bool = False,
-    accelerator: str = "cpu",
-    callbacks: list[pl.Callback] | None = None,
-) -> pl.Trainer:
-    """Train ``system`` with deterministic algorithms and return the trainer.
-
-    Seed *before* building the system (``pl.seed_everything(0)``); ``progress=True`` shows
-    Lightning's progress bar (the command line uses it).
-    """
-    quiet = logging.getLogger("pytorch_lightning")
-    level = quiet.level
-    if not progress:
-        quiet.setLevel(logging.WARNING)
-    try:
-        trainer = pl.Trainer(
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=1,
-            deterministic=True,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=progress,
-            enable_progress_bar=progress,
-            log_every_n_steps=1,
-            callbacks=callbacks,
-        )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-            trainer.fit(system, train, val)
-    finally:
-        quiet.setLevel(level)
-    return trainer
-
-
-def _multiplication(count: int, steps: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The notes' multiplication problem (same as ``lessons.datasets.multiplication_problem``)."""
+def multiplication_data(count: int = 3000, steps: int = 30, batch_size: int = 64, seed: int = 0) -> pl.LightningDataModule:
+    """The notes' multiplication problem (``lessons.datasets.multiplication_problem``) as a data module: steps of
+    [marker, value], two marked, the target is their product; 80% trains, 20% validates."""
     g = torch.Generator().manual_seed(seed)
-    values = torch.rand(count, steps, generator=g)
-    positions = torch.rand(count, steps, generator=g).argsort(dim=1)[:, :2].sort(dim=1).values
-    marker = torch.zeros(count, steps).scatter_(1, positions, 1.0)
-    return torch.stack([marker, values], dim=-1), values.gather(1, positions).prod(dim=1, keepdim=True)
+    values = torch.rand(count, steps, generator=g)  # (N, T)
+    marks = torch.rand(count, steps, generator=g).argsort(dim=1)[:, :2].sort(dim=1).values  # (N, 2)
+    x = torch.stack([torch.zeros(count, steps).scatter_(1, marks, 1.0), values], dim=-1)  # (N, T, 2)
+    data = torch.utils.data.TensorDataset(x, values.gather(1, marks).prod(dim=1, keepdim=True))  # y (N, 1)
+    train, val = torch.utils.data.random_split(data, [0.8, 0.2], generator=g)
+    return pl.LightningDataModule.from_datasets(train, val, batch_size=batch_size)
 
+def main(args: list[str] | None = None) -> None:
+    """``LightningCLI`` over `LSTMSystem` and any data module; the defaults learn the multiplication problem."""
+    from pytorch_lightning.cli import LightningCLI
+    here = __name__  # importable (see the __main__ block), so checkpoints name classes that import again
+    rnn = dict(class_path=f"{here}.LSTM", init_args=dict(input_size=2, hidden_size=30, num_layers=2, batch_first=True))
+    model = {"class_path": f"{here}.ManyToOne", "init_args": {"rnn": rnn, "output_size": 1}}
+    class CLI(LightningCLI):
+        def add_arguments_to_parser(self, parser):
+            parser.set_defaults({"model.model": model, "trainer.max_epochs": 30, "trainer.log_every_n_steps": 1})
+        def instantiate_classes(self):  # keep the model's class path and arguments: load_from_checkpoint rebuilds it
+            super().instantiate_classes()
+            self.model.hparams["model"] = self.config_dump["model"]["model"]
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train an LSTM on the notes' multiplication problem.")
-    parser.add_argument("--steps", type=int, default=30, help="T, the sequence length (the notes use 100)")
-    parser.add_argument("--hidden", type=int, default=30, help="H, the number of hidden units")
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
-    args = parser.parse_args(argv)
-    x, y = _multiplication(3000, args.steps, args.seed)
-    loader = lambda a, b, shuffle: torch.utils.data.DataLoader(  # noqa: E731
-        torch.utils.data.TensorDataset(a, b), batch_size=64, shuffle=shuffle
-    )
-    pl.seed_everything(args.seed)
-    system = LSTMSystem("regression", lr=args.lr, input_size=2, hidden_size=args.hidden, num_layers=args.layers)
-    trainer = fit(system, loader(x[:2048], y[:2048], True), loader(x[2048:2560], y[2048:2560], False),
-                  max_epochs=args.epochs, progress=True, accelerator=args.accelerator)
-    variance = y[2048:2560].var().item()
-    mse = trainer.callback_metrics["val_mse"].item()
-    print(f"validation MSE {mse:.5f} = {mse / variance:.1%} of the target variance {variance:.5f}")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*|.*pin_memory.*")  # Lightning vs torch 2.13: not ours
+    CLI(LSTMSystem, multiplication_data, seed_everything_default=0, args=args)
 
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # run the importable module's main: the classes a checkpoint names must import again
+    import importlib, pathlib  # noqa: E401
+    importlib.import_module(__spec__.name if __spec__ else pathlib.Path(__file__).stem).main()

@@ -1,144 +1,99 @@
-"""Tests of lessons/lstm.py: the from-scratch LSTM (readable and fast) equals torch.nn.LSTM in
-outputs, final states and gradients, in every layout it supports; the hand-written cell backward
-equals autograd; bad input is refused clearly; a short training reaches its target."""
+"""Tests of lessons/lstm.py: the from-scratch LSTM is a drop-in for torch.nn.LSTM (values, gradients,
+packed and unbatched input, padding), the hand-written cell backward equals autograd, bad input is
+refused clearly, the system is complete (predict, checkpoint, resume, DDP, bf16) and a short
+training reaches its target. The fused layers of benchmarks/fused.py are tested in test_fused.py."""
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
+import layer_checks as lc
+import lightning_checks as lk
 from lessons import lstm
-from lessons.lstm import LSTM, FastLSTM, LSTMCell, LSTMClassifier, LSTMRegressor, LSTMSystem, cell_backward, fit
-
-LAYERS = [LSTM, FastLSTM]
+from lessons.lstm import LSTM, LSTMCell, LSTMClassifier, LSTMSystem, ManyToOne, cell_backward
 
 
 def _close(a, b, tol=1e-12):
     torch.testing.assert_close(a, b, rtol=0, atol=tol)
 
 
-@pytest.mark.parametrize("cls", LAYERS)
-@pytest.mark.parametrize("num_layers", [1, 3])
-@pytest.mark.parametrize("batch_first", [True, False])
-def test_equals_torch_lstm_outputs_and_states(cls, num_layers, batch_first):
-    torch.manual_seed(0)
-    reference = nn.LSTM(5, 7, num_layers=num_layers, batch_first=batch_first).double()
-    ours = cls.from_torch(reference)  # copied after the cast
-    x = torch.randn(4, 9, 5, dtype=torch.float64)  # (N, T, D) or (T, N, D)
-    N = 4 if batch_first else 9
-    state = (torch.randn(num_layers, N, 7, dtype=torch.float64), torch.randn(num_layers, N, 7, dtype=torch.float64))
-    out, (h_n, c_n) = ours(x, state)
-    out_ref, (h_ref, c_ref) = reference(x, state)
-    _close(out, out_ref)
-    _close(h_n, h_ref)
-    _close(c_n, c_ref)
-    out0, _ = ours(x)  # zero initial state by default, as torch
-    _close(out0, reference(x)[0])
+@pytest.mark.parametrize("config", lc.CONFIGS, ids=lc.config_id)
+def test_layer_equals_torch_lstm(config):
+    lc.check_equal(LSTM, nn.LSTM, **config)
 
 
-@pytest.mark.parametrize("cls", LAYERS)
-@pytest.mark.parametrize("batch_first", [True, False])
-def test_equals_torch_lstm_gradients(cls, batch_first):
-    torch.manual_seed(1)
-    reference = nn.LSTM(3, 4, num_layers=2, batch_first=batch_first).double()
-    ours = cls.from_torch(reference)
-    x = torch.randn(3, 11, 3, dtype=torch.float64, requires_grad=True)
-    x_ref = x.detach().clone().requires_grad_(True)
-    N = 3 if batch_first else 11
-    h0 = torch.randn(2, N, 4, dtype=torch.float64, requires_grad=True)
-    c0 = torch.randn(2, N, 4, dtype=torch.float64, requires_grad=True)
-    h0_ref, c0_ref = (s.detach().clone().requires_grad_(True) for s in (h0, c0))
-    w_out = torch.randn(3, 11, 4, dtype=torch.float64)  # a loss that uses every output differently
-    w_h, w_c = torch.randn(2, N, 4, dtype=torch.float64), torch.randn(2, N, 4, dtype=torch.float64)
-
-    def loss(out, h_n, c_n):
-        return (out * w_out).sum() + (h_n * w_h).sum() + (c_n * w_c).sum()
-
-    out, (h_n, c_n) = ours(x, (h0, c0))
-    loss(out, h_n, c_n).backward()
-    out, (h_n, c_n) = reference(x_ref, (h0_ref, c0_ref))
-    loss(out, h_n, c_n).backward()
-    _close(x.grad, x_ref.grad)
-    _close(h0.grad, h0_ref.grad)
-    _close(c0.grad, c0_ref.grad)
-    for k, cell in enumerate(ours.cells):
-        _close(cell.W_xh.grad, getattr(reference, f"weight_ih_l{k}").grad.T)
-        _close(cell.W_hh.grad, getattr(reference, f"weight_hh_l{k}").grad.T)
-        _close(cell.b.grad, getattr(reference, f"bias_ih_l{k}").grad)  # b = b_ih + b_hh
-        _close(cell.b.grad, getattr(reference, f"bias_hh_l{k}").grad)
+@pytest.mark.parametrize("config", lc.CONFIGS, ids=lc.config_id)
+def test_layer_gradients_equal_torch_lstm(config):
+    lc.check_gradients(LSTM, nn.LSTM, **config)
 
 
-def test_float32_matches_within_float32_precision():
-    torch.manual_seed(2)
-    reference = nn.LSTM(6, 8, num_layers=2, batch_first=True)
-    x = torch.randn(5, 20, 6)
-    for cls in LAYERS:
-        torch.testing.assert_close(cls.from_torch(reference)(x)[0], reference(x)[0], rtol=0, atol=1e-5)
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_padding_never_changes_an_answer(num_layers, bidirectional):
+    lc.check_padding_invariance(LSTM, num_layers=num_layers, bidirectional=bidirectional)
 
 
-def test_cell_equals_torch_lstm_cell_gate_order_i_f_g_o():
+def _copy_cell(ours, reference):
+    with torch.no_grad():
+        ours.W_xh.copy_(reference.weight_ih.T)
+        ours.W_hh.copy_(reference.weight_hh.T)
+        if ours.b is not None:
+            ours.b.copy_(reference.bias_ih + reference.bias_hh)
+
+
+@pytest.mark.parametrize("config", [{}, {"bias": False}])
+def test_cell_equals_torch_lstm_cell(config):
+    lc.check_cell_equal(LSTMCell, nn.LSTMCell, _copy_cell, **config)
+
+
+def test_cell_gate_order_is_i_f_g_o():
     torch.manual_seed(3)
-    reference = nn.LSTMCell(4, 3).double()
     cell = LSTMCell(4, 3).double()
-    with torch.no_grad():
-        cell.W_xh.copy_(reference.weight_ih.T)
-        cell.W_hh.copy_(reference.weight_hh.T)
-        cell.b.copy_(reference.bias_ih + reference.bias_hh)
     x, h, c = (torch.randn(6, d, dtype=torch.float64) for d in (4, 3, 3))
-    h_ours, c_ours = cell(x, (h, c))
-    h_ref, c_ref = reference(x, (h, c))
-    _close(h_ours, h_ref)
-    _close(c_ours, c_ref)
-    # the forget gate is the second block: zeroing it makes c_t forget c_{t-1} entirely
     with torch.no_grad():
-        cell.b[3:6] = -1e3
-    _, c_forgot = cell(x, (h, c))
-    _, c_from_zero = cell(x, (h, torch.zeros_like(c)))
-    _close(c_forgot, c_from_zero)
+        cell.b[3:6] = -1e3  # the forget gate is the second block: closing it forgets c_{t-1} entirely
+    _close(cell(x, (h, c))[1], cell(x, (h, torch.zeros_like(c)))[1])
 
 
-def test_hand_written_cell_backward_equals_autograd():
+def test_gradcheck_float64():
+    torch.manual_seed(2)
+    layer = LSTM(3, 4, num_layers=2, batch_first=True).double()
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: layer(x)[0], (x,))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_hand_written_cell_backward_equals_autograd(bias):
     torch.manual_seed(4)
-    cell = LSTMCell(5, 6).double()
+    cell = LSTMCell(5, 6, bias=bias).double()
     x = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
     h = torch.randn(7, 6, dtype=torch.float64, requires_grad=True)
     c = torch.randn(7, 6, dtype=torch.float64, requires_grad=True)
     h_t, c_t = cell(x, (h, c))
     dh, dc = torch.randn_like(h_t), torch.randn_like(c_t)
-    names = ["x", "h_prev", "c_prev", "W_xh", "W_hh", "b"]
-    expected = torch.autograd.grad((h_t * dh).sum() + (c_t * dc).sum(), [x, h, c, cell.W_xh, cell.W_hh, cell.b])
+    names = ["x", "h_prev", "c_prev", "W_xh", "W_hh"] + (["b"] if bias else [])
+    expected = torch.autograd.grad((h_t * dh).sum() + (c_t * dc).sum(), [x, h, c, *cell.parameters()])
     ours = cell_backward(x.detach(), h.detach(), c.detach(), cell, dh, dc)
-    assert sorted(ours) == sorted(names)
+    assert list(ours) == ["x", "h_prev", "c_prev", "W_xh", "W_hh", "b"]
     for name, grad in zip(names, expected):
         _close(ours[name], grad)
 
 
-def test_fast_layer_passes_gradcheck():
-    torch.manual_seed(5)
-    layer = FastLSTM(3, 4, num_layers=2).double()
-    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
-    h0 = torch.randn(2, 2, 4, dtype=torch.float64, requires_grad=True)
-    c0 = torch.randn(2, 2, 4, dtype=torch.float64, requires_grad=True)
-
-    def run(x, h0, c0):
-        out, (h_n, c_n) = layer(x, (h0, c0))
-        return out, h_n, c_n
-
-    assert torch.autograd.gradcheck(run, (x, h0, c0))
-
-
 def test_input_projection_is_done_once_before_the_loop(monkeypatch):
-    layer = LSTM(3, 4)
+    layer = LSTM(3, 4, batch_first=True)
+    cell = layer.cells[0]
     calls = {"recur": 0}
-    recur = layer.cells[0].recur
+    recur = cell.recur
 
-    def counting_recur(xp_t, h, c):
+    def counting_recur(xp_t, state):
         calls["recur"] += 1
         assert xp_t.shape == (2, 16)  # already projected: (N, 4H), not (N, D)
-        return recur(xp_t, h, c)
+        return recur(xp_t, state)
 
-    monkeypatch.setattr(layer.cells[0], "recur", counting_recur)
-    monkeypatch.setattr(layer.cells[0], "forward", lambda *a: pytest.fail("no full cell call per step"))
+    monkeypatch.setattr(cell, "recur", counting_recur)
+    monkeypatch.setattr(cell, "forward", lambda *a: pytest.fail("the layer must not call the full cell per step"))
     layer(torch.randn(2, 8, 3))
     assert calls["recur"] == 8
 
@@ -149,94 +104,207 @@ def test_parameter_count_is_four_times_the_rnn():
     assert sum(p.numel() for p in nn.LSTM(D, H).parameters()) == 4 * (D * H + H * H + 2 * H)  # two biases
 
 
-def test_gate_trace_shapes_and_ranges():
-    torch.manual_seed(6)
-    layer = LSTM(2, 5, num_layers=2)
-    x = torch.randn(3, 7, 2)
-    trace = layer.gate_trace(x)
-    assert sorted(trace) == sorted("ifgoch")
-    assert all(v.shape == (3, 7, 5) for v in trace.values())
-    assert all(((trace[k] > 0) & (trace[k] < 1)).all() for k in "ifo")
-    _close(trace["h"], layer(x)[0], tol=1e-6)
+def test_dropout_between_layers_only_in_training():
+    torch.manual_seed(0)
+    layer = LSTM(3, 4, num_layers=2, dropout=0.5, batch_first=True)
+    x = torch.randn(2, 5, 3)
+    layer.eval()
+    torch.testing.assert_close(layer(x)[0], layer(x)[0])
+    layer.train()
+    assert not torch.equal(layer(x)[0], layer(x)[0])
 
 
-def test_from_torch_refuses_what_it_cannot_copy():
-    with pytest.raises(ValueError, match="one-direction"):
-        LSTM.from_torch(nn.LSTM(3, 4, bidirectional=True))
+def test_proj_size_is_refused_clearly():
+    with pytest.raises(ValueError, match="proj_size"):
+        LSTM(3, 4, proj_size=2)
     with pytest.raises(ValueError, match="proj_size"):
         LSTM.from_torch(nn.LSTM(3, 4, proj_size=2))
-    no_bias = nn.LSTM(3, 4, bias=False, batch_first=True)
-    x = torch.randn(2, 5, 3)
-    torch.testing.assert_close(LSTM.from_torch(no_bias)(x)[0], no_bias(x)[0])
 
 
-@pytest.mark.parametrize("cls", LAYERS)
 @pytest.mark.parametrize(
     "x, message",
     [
-        (torch.zeros(32, 64), r"expected x of shape \(N, T, D\) = \(\*, \*, 8\), got \(32, 64\)"),
-        (torch.zeros(2, 3, 5), r"expected x of shape \(N, T, D\) = \(\*, \*, 8\), got \(2, 3, 5\)"),
-        (torch.zeros(2, 3, 8, dtype=torch.long), r"floating-point .* got dtype torch.int64"),
+        (torch.zeros(32, 64, 3), r"expected input of shape \(N, T, D\) = \(\*, \*, 8\) or unbatched \(T, D\), got \(32, 64, 3\)"),
+        (torch.zeros(32, 64), r"expected input of shape \(N, T, D\) = \(\*, \*, 8\) or unbatched \(T, D\), got \(32, 64\)"),
+        (torch.zeros(2, 3, 8, dtype=torch.long), r"floating-point input, got torch.int64"),
         (torch.zeros(2, 0, 8), r"at least one time step"),
-        ([[0.0] * 8], r"torch.Tensor of shape \(N, T, D\), got list"),
+        ([[0.0] * 8], r"got list"),
+        (nn.utils.rnn.pack_sequence([torch.zeros(3, 5)]), r"PackedSequence of D = 8 features, got 5"),
     ],
 )
-def test_bad_input_gets_a_clear_error(cls, x, message):
+def test_bad_input_gets_a_clear_error(x, message):
     with pytest.raises(ValueError, match=message):
-        cls(8, 4)(x)
+        LSTM(8, 4, batch_first=True)(x)
 
 
-def test_bad_state_gets_a_clear_error():
-    layer = LSTM(8, 4, num_layers=2)
+def test_bad_initial_state_gets_a_clear_error():
+    layer = LSTM(8, 4, num_layers=2, batch_first=True)
     x = torch.zeros(3, 5, 8)
-    with pytest.raises(ValueError, match=r"expected h0 of shape \(L, N, H\) = \(2, 3, 4\), got \(3, 4\)"):
+    with pytest.raises(ValueError, match=r"\(L·num_directions, N, H\) = \(2, 3, 4\), got \(3, 4\)"):
         layer(x, (torch.zeros(3, 4), torch.zeros(2, 3, 4)))
-    with pytest.raises(ValueError, match=r"tuple \(h0, c0\)"):
+    with pytest.raises(ValueError, match=r"hx = \(h_0, c_0\)"):
         layer(x, torch.zeros(2, 3, 4))
-    with pytest.raises(ValueError, match="dtype"):
-        layer(x, (torch.zeros(2, 3, 4), torch.zeros(2, 3, 4, dtype=torch.float64)))
     with pytest.raises(ValueError, match=r"\(T, N, D\)"):
-        LSTM(8, 4, batch_first=False)(torch.zeros(3, 8))
+        LSTM(8, 4)(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match=r"\(N, D\) = \(\*, 8\)"):
+        LSTMCell(8, 4)(torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="num_layers"):
+        LSTM(8, 4, num_layers=0)
+
+
+@pytest.mark.parametrize("layer", [nn.LSTM, LSTM])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_heads_take_any_dropin_layer_and_ignore_padding(layer, bidirectional):
+    torch.manual_seed(0)
+    tokens = torch.randint(1, 20, (3, 6))
+    lengths = torch.tensor([6, 2, 4])
+    padded = tokens.clone()
+    for i, n in enumerate(lengths):
+        padded[i, n:] = 7  # whatever sits in the padding must not matter
+    model = LSTMClassifier(nn.Embedding(20, 4, padding_idx=0), layer(4, 5, batch_first=True, bidirectional=bidirectional), 3)
+    regressor = ManyToOne(layer(4, 5, batch_first=True, bidirectional=bidirectional), 1)
+    x = model.embedding(tokens)
+    assert model(tokens).shape == (3, 3) and regressor(x).shape == (3, 1)
+    for i, n in enumerate(lengths):
+        _close(model(padded, lengths)[i], model(tokens[i : i + 1, :n])[0], tol=1e-6)
+        _close(regressor(model.embedding(padded), lengths)[i], regressor(x[i : i + 1, :n])[0], tol=1e-6)
     with pytest.raises(ValueError, match=r"word ids of shape \(N, T\)"):
-        LSTMClassifier(10, 4, 4, 2)(torch.zeros(2, 3, 4))
+        model(torch.zeros(2, 3, 4))
 
 
-def test_heads_shapes():
-    assert LSTMRegressor(2, 6, num_layers=2)(torch.randn(5, 7, 2)).shape == (5, 1)
-    assert LSTMClassifier(20, 4, 6, 3)(torch.randint(0, 20, (5, 7))).shape == (5, 3)
+def test_system_errors_are_clear():
     with pytest.raises(ValueError, match="task"):
-        LSTMSystem("ranking")
+        LSTMSystem(nn.Linear(2, 2), task="ranking")
+    with pytest.raises(TypeError, match="expected model: nn.Module"):
+        LSTMSystem("regression")
+    with pytest.raises(TypeError, match="vocab_size"):  # the old string-registry arguments are gone
+        LSTMSystem(vocab_size=10)
 
 
-def _loader(x, y, batch_size, shuffle=False):
-    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle)
+def test_accuracy_ignores_padded_targets():
+    class Perfect(nn.Module):
+        def forward(self, x):
+            return x  # logits = the input
+
+    y = torch.tensor([[0, 1, -100]])
+    x = torch.nn.functional.one_hot(y.clamp(min=0), 2).float() * 10  # right wherever it counts
+    system = LSTMSystem(Perfect(), task="classification", lr=0.1)
+    system.log = lambda *a, **k: None
+    system._step((x, y), "val")
+    assert float(system.metrics["val_metric"].compute()) == 1.0
 
 
+@pytest.mark.filterwarnings("ignore:.*pin_memory")
 def test_short_multiplication_problem_learns_and_is_reproducible():
     """T = 10 in a few seconds: far below the baseline that predicts the mean (the page does T = 100)."""
-    x, y = lstm._multiplication(1200, 10, seed=0)
+    data = lstm.multiplication_data(count=1200, steps=10, batch_size=50)
+    val_y = torch.stack([y for _, y in data.val_dataloader().dataset])
     losses = []
     for _ in range(2):
         pl.seed_everything(0, verbose=False)
-        system = LSTMSystem("regression", lr=0.01, input_size=2, hidden_size=16, num_layers=1)
-        trainer = fit(system, _loader(x[:1000], y[:1000], 50, shuffle=True), _loader(x[1000:], y[1000:], 200),
-                      max_epochs=12)
-        losses.append(trainer.callback_metrics["val_mse"].item())
+        system = LSTMSystem(ManyToOne(LSTM(2, 16, batch_first=True), 1), lr=0.01)
+        trainer = lk._fit(lk.trainer(max_epochs=15), system, data.train_dataloader(), data.val_dataloader())
+        losses.append(float(trainer.callback_metrics["val_mse"]))
     assert losses[0] == losses[1]
-    assert losses[0] < 0.2 * y[1000:].var().item()
+    assert losses[0] < 0.2 * val_y.var().item()
 
 
-def test_command_line_runs(capsys):
-    lstm.main(["--steps", "5", "--epochs", "1", "--hidden", "4", "--layers", "1"])
-    assert "of the target variance" in capsys.readouterr().out
+# ---- the system is complete: the checks every LightningModule of the course passes ----
 
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_fast_layer_on_gpu_equals_torch():
+def _windows():
     torch.manual_seed(0)
-    reference = nn.LSTM(5, 7, num_layers=2, batch_first=True).double().cuda()
-    x = torch.randn(4, 9, 5, dtype=torch.float64, device="cuda")
-    _close(FastLSTM.from_torch(reference)(x)[0], reference(x)[0], tol=1e-10)
+    x = torch.randn(16, 5, 3)
+    lengths = torch.tensor([5, 3, 4, 2] * 4)
+    return TensorDataset(x, lengths, x[:, :, 0].sum(1, keepdim=True))
+
+
+def _window_system():
+    pl.seed_everything(0, verbose=False)
+    return LSTMSystem(ManyToOne(LSTM(3, 6, batch_first=True), 1), lr=0.01)
+
+
+def _topics():
+    torch.manual_seed(0)
+    tokens = torch.randint(1, 12, (16, 5))
+    lengths = torch.tensor([5, 3, 4, 2] * 4)
+    return TensorDataset(tokens, lengths, tokens[:, 0] % 3)
+
+
+def _topic_model():
+    return LSTMClassifier(nn.Embedding(12, 4, padding_idx=0), LSTM(4, 6, batch_first=True), 3)
+
+
+def _topic_system():
+    pl.seed_everything(0, verbose=False)
+    return LSTMSystem(_topic_model(), task="classification", lr=0.01)
+
+
+SYSTEMS = {"regression": (_window_system, _windows), "classification": (_topic_system, _topics)}
+
+
+@pytest.mark.parametrize("task", SYSTEMS)
+def test_predict(task):
+    make, data = SYSTEMS[task]
+    lk.check_predict(make, DataLoader(data(), batch_size=4))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    loader = DataLoader(_windows(), batch_size=4)
+    lk.check_checkpoint(_window_system, loader, loader, tmp_path, model=ManyToOne(LSTM(3, 6, batch_first=True), 1))
+    loader = DataLoader(_topics(), batch_size=4)
+    lk.check_checkpoint(_topic_system, loader, loader, tmp_path, model=_topic_model())
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    loader = DataLoader(_windows(), batch_size=4)
+    lk.check_resume(_window_system, loader, loader, tmp_path)
+
+
+def test_ddp_spawn_two_processes_equal_one(tmp_path):
+    lk.check_ddp(_window_system, _windows(), batch_size=8, tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("task", SYSTEMS)
+def test_bf16_mixed_on_cpu(task):
+    make, data = SYSTEMS[task]
+    lk.check_bf16(make, DataLoader(data(), batch_size=4))
+
+
+def test_gpu():
+    lk.check_gpu(_window_system, DataLoader(_windows(), batch_size=4))
+
+
+def test_swap_torch_layer_for_the_lesson_inside_the_system():
+    torch.manual_seed(0)
+    system = LSTMSystem(ManyToOne(nn.LSTM(3, 6, num_layers=2, batch_first=True, bidirectional=True), 2))
+    x, lengths = torch.randn(4, 5, 3), torch.tensor([5, 3, 4, 1])
+    lk.check_swap(system, {nn.LSTM: LSTM.from_torch}, (x, lengths))
+    classifier = LSTMSystem(LSTMClassifier(nn.Embedding(12, 4), nn.LSTM(4, 6, batch_first=True), 3), "classification")
+    lk.check_swap(classifier, {nn.LSTM: LSTM.from_torch}, (torch.randint(0, 12, (4, 5)), lengths))
+
+
+def test_command_line_help_and_config(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(lstm.__file__)
+    run = lambda *a: subprocess.run([sys.executable, str(script), *a], capture_output=True, text=True, cwd=tmp_path)  # noqa: E731
+    help_text = run("fit", "--help")
+    assert help_text.returncode == 0, help_text.stderr
+    assert "--model.model" in help_text.stdout and "--data.steps" in help_text.stdout
+    config = run("fit", "--print_config")
+    assert "class_path: lstm.ManyToOne" in config.stdout and "class_path: lstm.LSTM" in config.stdout, config.stderr
+
+
+def test_command_line_trains_and_checkpoint_loads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lstm.main(["fit", "--trainer.max_epochs", "2", "--data.count", "200", "--data.steps", "5",
+               "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    (path,) = tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt")
+    system = LSTMSystem.load_from_checkpoint(path)  # the model is rebuilt from its saved class path
+    assert isinstance(system.model.rnn, LSTM) and system.model.rnn.num_layers == 2
+    assert system(torch.zeros(3, 5, 2)).shape == (3, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,7 +435,7 @@ def test_speed_script_measures_and_formats(tmp_path):
     import rnn_speed
 
     rows = rnn_speed.measure(rnn_speed.QUICK_SIZES["small"], rounds=1, warmup=0)
-    assert [r["layer"] for r in rows][:3] == ["torch.nn.LSTM", "lessons.lstm.LSTM", "lessons.lstm.FastLSTM"]
+    assert [r["layer"] for r in rows][:3] == ["torch.nn.LSTM", "lessons.lstm.LSTM", "fused.FastLSTM"]
     run = {"threads": 1, "torch": torch.__version__, "sizes": {"small": {"size": (4, 6, 3, 5), "rows": rows}}}
     text = rnn_speed.table({"default": run, "tuned": run, "rounds": 1, "seconds": 0.0, "threads": 1,
                             "torch": torch.__version__}, "python benchmarks/rnn_speed.py --quick")

@@ -20,18 +20,23 @@ LANG = "en"
 
 # %%
 import json
+import logging
 import pathlib
+import warnings
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lessons.datasets import multiplication_problem, notes_split
-from lessons.lstm import LSTMSystem, fit
+from lessons.lstm import LSTM, LSTMSystem, ManyToOne
 from lessons.plotting import use_hangul_font
 
 use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
 RESULTS = pathlib.Path("benchmarks/results")
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # no "GPU available" banner in the figures' cells
+warnings.filterwarnings("ignore", message=".*LeafSpec.*|.*does not have many workers.*")
 
 TEXT = {
     "ko": {
@@ -98,9 +103,11 @@ assert best["LSTM"] < 0.1 and best["RNN"] > 0.8  # a failing cell fails the site
 x, y = multiplication_problem(count=3000, steps=20, seed=0)
 (x_tr, y_tr), (x_va, y_va), _ = notes_split(x, y)
 pl.seed_everything(0, verbose=False)
-system = LSTMSystem("regression", lr=0.01, input_size=2, hidden_size=16, num_layers=1)
+system = LSTMSystem(ManyToOne(LSTM(2, 16, batch_first=True), 1), task="regression", lr=0.01)
 train = DataLoader(TensorDataset(x_tr, y_tr), batch_size=64, shuffle=True)
-trainer = fit(system, train, DataLoader(TensorDataset(x_va, y_va), batch_size=512), max_epochs=15)
+trainer = pl.Trainer(max_epochs=15, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, deterministic=True)
+trainer.fit(system, train, DataLoader(TensorDataset(x_va, y_va), batch_size=512))
 ratio = trainer.callback_metrics["val_mse"].item() / y_va.var().item()
 print(f"validation MSE / variance: {ratio:.3f}")
 assert ratio < 0.3
@@ -109,11 +116,20 @@ assert ratio < 0.3
 positions = x_va[:, :, 0].nonzero()[:, 1].view(-1, 2)  # (N, 2)
 index = int(((positions[:, 1] - positions[:, 0]) >= 8).nonzero()[0])
 sample = x_va[index : index + 1]  # (1, T, 2)
-trace = system.model.rnn.gate_trace(sample)
+# run the trained cell step by step and keep its gates: i, f, o, each (T, H)
+cell = system.model.rnn.cells[0]
+state, trace = cell.initial_state(1, sample), {"i": [], "f": [], "o": []}
+with torch.no_grad():
+    for xp_t in cell.project(sample[0]).unsqueeze(1):  # T steps of (1, 4H)
+        i, f, g, o = cell.gates(xp_t, state[0])
+        for key, value in zip("ifo", (i, f, o)):
+            trace[key].append(value[0])
+        state = cell.recur(xp_t, state)
+trace = {key: torch.stack(values) for key, values in trace.items()}
 marks = positions[index].tolist()
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), sharey=True, layout="constrained")
 for ax, key in zip(axes, "ifo"):
-    image = ax.imshow(trace[key][0].T, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    image = ax.imshow(trace[key].T, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     for t in marks:
         ax.axvspan(t - 0.5, t + 0.5, fill=False, edgecolor="red", linewidth=1.5)
     ax.set(title=TEXT["gates"][key], xlabel=TEXT["step"])
