@@ -4,9 +4,13 @@ Same data (`lessons.datasets.multiplication_problem`, split with `notes_split`: 
 512 validation, 440 test), same size (two stacked layers of 30 units and a linear output), same
 loop, optimizer, batch size and seed for the three models:
 
-- RNN: `lessons.bptt.StackedRNNRegressor` (the BPTT lesson's model),
-- LSTM: `lessons.lstm.LSTMRegressor` (forget-gate bias starting at 1, as Keras' default),
-- GRU: `lessons.gru.GRURegressor`.
+- RNN: `lessons.rnn.RNN`,
+- LSTM: `lessons.lstm.LSTM` (forget-gate bias starting at 1, as Keras' ``unit_forget_bias=True``),
+- GRU: `lessons.gru.GRU`,
+
+each ``(2, 30, num_layers=2, batch_first=True)`` with torch.nn's interface, under the BPTT lesson's
+`lessons.bptt.RNNRegressor` (a linear output from the top layer's last state). ``--layers torch`` uses
+``torch.nn.RNN/LSTM/GRU`` instead (their parameter counts differ: torch.nn keeps two bias vectors).
 
 Writes
 
@@ -38,24 +42,48 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from lessons.bptt import StackedRNNRegressor  # noqa: E402
+from torch import nn  # noqa: E402
+
+from lessons.bptt import RNNRegressor  # noqa: E402
 from lessons.datasets import multiplication_problem, notes_split  # noqa: E402
-from lessons.gru import GRURegressor  # noqa: E402
-from lessons.lstm import LSTMRegressor  # noqa: E402
+from lessons.gru import GRU  # noqa: E402
+from lessons.lstm import LSTM  # noqa: E402
+from lessons.rnn import RNN  # noqa: E402
 
 NAME = "gated-multiplication"
-MODELS = {
-    "RNN": lambda forget_bias: StackedRNNRegressor(input_size=2, hidden_size=30, num_layers=2),
-    "LSTM": lambda forget_bias: LSTMRegressor(2, 30, num_layers=2, forget_bias=forget_bias),
-    "GRU": lambda forget_bias: GRURegressor(2, 30, num_layers=2),
+LAYERS = {
+    "lessons": {"RNN": RNN, "LSTM": LSTM, "GRU": GRU},
+    "torch": {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU},
 }
+MODELS = list(LAYERS["lessons"])
+
+
+def set_forget_bias(lstm: nn.Module, value: float) -> None:
+    """Start every forget-gate bias of an LSTM with torch.nn's interface at ``value`` (gate order i, f, g, o).
+
+    The lessons' layers hold one bias ``b`` (4H,) per layer; torch.nn's hold ``bias_ih`` and ``bias_hh``,
+    whose sum is the bias: the first gets ``value``, the second 0.
+    """
+    H = lstm.hidden_size
+    with torch.no_grad():
+        for name, p in lstm.named_parameters():
+            if p.dim() == 1:
+                p[H : 2 * H] = 0.0 if "bias_hh" in name else value
+
+
+def build(name: str, forget_bias: float | None, layers: str = "lessons") -> nn.Module:
+    """The model for one row of the table: two stacked layers of 30 units and a linear output."""
+    model = RNNRegressor(LAYERS[layers][name](2, 30, num_layers=2, batch_first=True))
+    if name == "LSTM" and forget_bias is not None:
+        set_forget_bias(model.rnn, forget_bias)
+    return model
 
 
 def train(name: str, data, epochs: int, batch_size: int, lr: float, clip: float | None, forget_bias: float,
-          seed: int = 0) -> dict:
+          seed: int = 0, layers: str = "lessons") -> dict:
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data
     torch.manual_seed(seed)
-    model = MODELS[name](forget_bias)
+    model = build(name, forget_bias, layers)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     order = torch.Generator().manual_seed(seed)  # the same shuffles for every model
     val = []
@@ -124,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lr", type=float, default=0.001)
     parser.add_argument("--clip", type=float, default=0.0, help="gradient norm clipping (0: none)")
     parser.add_argument("--forget-bias", type=float, default=1.0)
+    parser.add_argument("--layers", choices=list(LAYERS), default="lessons", help="the lessons' layers or torch.nn's")
     parser.add_argument("--quick", action="store_true", help="T = 10, 300 sequences, 2 epochs: checks the script")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
@@ -139,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
         "lr": args.lr,
         "clip": args.clip,
         "forget_bias": args.forget_bias,
+        "layers": args.layers,
         "sizes": [len(part[0]) for part in data],
         "baseline_val_mse": F.mse_loss(y_tr.mean().expand_as(data[1][1]), data[1][1]).item(),
         "baseline_test_mse": F.mse_loss(y_tr.mean().expand_as(data[2][1]), data[2][1]).item(),
@@ -146,13 +176,14 @@ def main(argv: list[str] | None = None) -> dict:
     }
     start = time.perf_counter()
     for name in MODELS:
-        run = train(name, data, epochs, args.batch_size, args.lr, args.clip, args.forget_bias)
+        run = train(name, data, epochs, args.batch_size, args.lr, args.clip, args.forget_bias, layers=args.layers)
         result["models"][name] = run
         print(f"{name}: best validation MSE {min(run['val_mse']):.5f} at epoch {run['best_epoch']} "
               f"({run['seconds']:.0f} s)", flush=True)
     result["seconds"] = time.perf_counter() - start
     result.update(machine=platform.machine(), threads=torch.get_num_threads(), torch=torch.__version__)
-    command = "python benchmarks/gated_multiplication.py" + (" --quick" if args.quick else "")
+    command = ("python benchmarks/gated_multiplication.py" + (" --quick" if args.quick else "")
+               + ("" if args.layers == "lessons" else f" --layers {args.layers}"))
     args.out.mkdir(parents=True, exist_ok=True)
     result["command"] = command
     (args.out / f"{NAME}.md").write_text(table(result, command), encoding="utf-8")
