@@ -5,8 +5,8 @@ Three encoders read the same float32 input (N, T, D) = (64, T, 32) and each ends
 vector:
 
 - ``lstm``: ``torch.nn.LSTM(32, 64, batch_first=True)``, its last state h_T;
-- ``conv``: the lesson's ``lessons.conv1d.Conv1D(32, 64, 5)`` → ReLU → ``MaxPool1D(2)`` →
-  ``Conv1D(64, 64, 5)`` → ReLU → max over time;
+- ``conv``: the lesson's ``lessons.conv1d.Conv1d(32, 64, 5)`` → ReLU → ``MaxPool1d(2)`` →
+  ``Conv1d(64, 64, 5)`` → ReLU → max over time, on the transposed (N, D, T) input;
 - ``conv_torch``: the same architecture with ``torch.nn.Conv1d`` and ``F.max_pool1d`` on the
   transposed (N, D, T) input (the transpose is timed too);
 - ``lstm_subnormal``: the LSTM again, with subnormal floats kept: every other encoder runs with
@@ -50,7 +50,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from lessons.conv1d import Conv1D, MaxPool1D  # noqa: E402
+from lessons.conv1d import Conv1d, MaxPool1d  # noqa: E402
 
 NAME = "conv-speed"
 N, D, H = 64, 32, 64  # batch, input features, output size of every encoder (hidden units / channels)
@@ -76,17 +76,17 @@ class LSTMEncoder(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    """The lesson's layers: Conv1D + ReLU, MaxPool1D, Conv1D + ReLU, max over time; (N, T, D) → (N, C)."""
+    """The lesson's layers: Conv1d + ReLU, MaxPool1d, Conv1d + ReLU, max over time; (N, T, D) → (N, C)."""
 
     def __init__(self, input_size: int = D, channels: int = H, kernel_size: int = KERNEL, pool_size: int = POOL):
         super().__init__()
-        self.conv1 = Conv1D(input_size, channels, kernel_size)
-        self.pool = MaxPool1D(pool_size)
-        self.conv2 = Conv1D(channels, channels, kernel_size)
+        self.conv1 = Conv1d(input_size, channels, kernel_size)
+        self.pool = MaxPool1d(pool_size)
+        self.conv2 = Conv1d(channels, channels, kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.pool(F.relu(self.conv1(x)))  # (N, (T - k + 1) // m, C)
-        return F.relu(self.conv2(z)).amax(dim=1)  # (N, C)
+        z = self.pool(F.relu(self.conv1(x.transpose(1, 2))))  # channels first: (N, C, (T - k + 1) // m)
+        return F.relu(self.conv2(z)).amax(dim=2)  # (N, C)
 
 
 class TorchConvEncoder(nn.Module):

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.ticker import MaxNLocator
 
-from lessons.conv1d import Conv1D, receptive_field
+from lessons.conv1d import Conv1d, receptive_field
 from lessons.plotting import use_hangul_font
 
 use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
@@ -77,7 +77,7 @@ TEXT = {
 
 # %%
 torch.manual_seed(0)
-conv = Conv1D(in_channels=1, out_channels=4, kernel_size=3).double()
+conv = Conv1d(in_channels=1, out_channels=4, kernel_size=3).double()
 
 
 def placed(t, T=50):
@@ -87,7 +87,7 @@ def placed(t, T=50):
 
 
 with torch.no_grad():
-    maps = {key: conv(placed(t))[0, :, 0] for key, t in (("early", 5), ("late", 45))}
+    maps = {key: conv(placed(t).transpose(1, 2))[0, 0] for key, t in (("early", 5), ("late", 45))}  # (N, D, T) in
 fig, ax = plt.subplots(figsize=(8, 3))
 for key, y in maps.items():
     ax.plot(y, marker=".", label=TEXT[key])
@@ -114,7 +114,7 @@ ax.legend()
 ax.grid(True, which="both", alpha=0.3)
 plt.show()
 for row in speed["rows"]:
-    print(f"T = {row['T']:5d}: LSTM / Conv1D = {row['ratio']['lstm/conv']:5.1f}x, "
+    print(f"T = {row['T']:5d}: LSTM / Conv1d = {row['ratio']['lstm/conv']:5.1f}x, "
           f"LSTM / nn.Conv1d = {row['ratio']['lstm/conv_torch']:5.1f}x")
 
 # %% [markdown]
