@@ -27,6 +27,7 @@ Run from the repository root (about 20 minutes on 2 shared CPU cores)::
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import os
@@ -44,24 +45,28 @@ import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
+from torch import nn  # noqa: E402
+
 from lessons import recurrent_dropout as rd  # noqa: E402
 from lessons.datasets import weather_forecast  # noqa: E402
 
 STEP = 3  # hours between two readings of a window: 120 h / 3 = 40 time steps
 
 
-def _system_rd(model, hidden=32, dropout=0.0, recurrent_dropout=0.0, per_step=False):
-    return lambda D, T, std: rd.ForecastSystem(model, D, T, hidden, dropout, recurrent_dropout, per_step,
-                                               target_std=std)
+def _rd(cell, hidden=32, dropout=0.0, recurrent_dropout=0.0, per_step=False):
+    """A forecaster over `RecurrentDropout` around a torch.nn cell (nn.GRUCell or nn.LSTMCell)."""
+    return lambda D, T, std: rd.ForecastSystem(rd.Forecaster(rd.RecurrentDropout(
+        cell(D, hidden), dropout, recurrent_dropout, batch_first=True, per_step=per_step)), target_std=std)
 
 
 # name: (label, system factory, full-run epochs)
 MODELS = {
-    "dense": ("dense, 32 ReLU units", _system_rd("dense"), 20),
-    "gru": ("GRU(32)", _system_rd("gru"), 20),
-    "gru_dropout": ("GRU(32), dropout 0.2, recurrent 0.2", _system_rd("gru", 32, 0.2, 0.2), 30),
-    "gru_dropout_per_step": ("GRU(32), 0.2 / 0.2, new masks every step", _system_rd("gru", 32, 0.2, 0.2, True), 30),
-    "lstm_dropout": ("LSTM(32), dropout 0.2, recurrent 0.2", _system_rd("lstm", 32, 0.2, 0.2), 30),
+    "dense": ("dense, 32 ReLU units", lambda D, T, std: rd.ForecastSystem(rd.Dense(T, D, 32), target_std=std), 20),
+    "gru": ("GRU(32)", lambda D, T, std: rd.ForecastSystem(rd.Forecaster(nn.GRU(D, 32, batch_first=True)),
+                                                           target_std=std), 20),
+    "gru_dropout": ("GRU(32), dropout 0.2, recurrent 0.2", _rd(nn.GRUCell, 32, 0.2, 0.2), 30),
+    "gru_dropout_per_step": ("GRU(32), 0.2 / 0.2, new masks every step", _rd(nn.GRUCell, 32, 0.2, 0.2, True), 30),
+    "lstm_dropout": ("LSTM(32), dropout 0.2, recurrent 0.2", _rd(nn.LSTMCell, 32, 0.2, 0.2), 30),
 }
 # Lessons whose table shows seconds per epoch, and the rows that get a time: those built from
 # torch's fused layers (the other lessons' GRUs loop over time in Python, a different kind of cost).
@@ -78,45 +83,82 @@ def _register_optional_lessons() -> None:
     except ImportError:
         stacking = None
     if stacking is not None:
-        MODELS["stacked_gru"] = (
-            "GRU(32) → GRU(64), dropout 0.1, recurrent 0.5",
-            lambda D, T, std: stacking.StackedForecastSystem(D, (32, 64), 0.1, 0.5, target_std=std),
-            20,
-        )
+        def stacked(D, T, std):  # the notes' GRU(32) → GRU(64), each with dropout 0.1 and recurrent 0.5
+            layers = [rd.RecurrentDropout(nn.GRUCell(d, h), 0.1, 0.5, batch_first=True) for d, h in ((D, 32), (32, 64))]
+            return rd.ForecastSystem(rd.Forecaster(stacking.Stacked(layers)), target_std=std)
+
+        MODELS["stacked_gru"] = ("GRU(32) → GRU(64), dropout 0.1, recurrent 0.5", stacked, 20)
         LESSONS["stacking"] = ["dense", "gru", "gru_dropout", "stacked_gru"]
     try:
         from lessons import bidirectional
     except ImportError:
         bidirectional = None
     if bidirectional is not None:
-        for name, label, direction in (("gru_reversed", "GRU(32), reading the window backwards", "backward"),
-                                       ("bigru", "bidirectional GRU(32 + 32)", "both")):
-            MODELS[name] = (
-                label,
-                lambda D, T, std, direction=direction: bidirectional.DirectionForecastSystem(
-                    D, 32, direction, target_std=std),
-                20,
-            )
+        gru = lambda D: nn.GRU(D, 32, batch_first=True)  # noqa: E731
+        MODELS["gru_reversed"] = ("GRU(32), reading the window backwards", lambda D, T, std: rd.ForecastSystem(
+            rd.Forecaster(bidirectional.Reversed(gru(D))), target_std=std), 20)
+        MODELS["bigru"] = ("bidirectional GRU(32 + 32)", lambda D, T, std: rd.ForecastSystem(
+            rd.Forecaster(bidirectional.Bidirectional(gru(D), gru(D))), target_std=std), 20)
         LESSONS["bidirectional"] = ["dense", "gru", "gru_reversed", "bigru"]
     try:
         from lessons import conv1d
     except ImportError:
         conv1d = None
     if conv1d is not None:
-        for name, label, kind in (("lstm", "LSTM(32)", "lstm"),
-                                  ("conv", "Conv1D(32, 5) → MaxPool1D(2), twice → Conv1D(32, 5) → global max", "conv"),
-                                  ("cnn_lstm", "Conv1D(32, 5) → MaxPool1D(2) → LSTM(32)", "hybrid")):
-            MODELS[name] = (
-                label,
-                lambda D, T, std, kind=kind: conv1d.ForecastSystem(kind, input_size=D, target_std=std),
-                20,
-            )
+        for name, label, model in (
+                ("lstm", "LSTM(32)", lambda D: conv1d.LSTMForecaster(D, 32)),
+                ("conv", "Conv1D(32, 5) → MaxPool1D(2), twice → Conv1D(32, 5) → global max",
+                 lambda D: conv1d.ConvForecaster(D)),
+                ("cnn_lstm", "Conv1D(32, 5) → MaxPool1D(2) → LSTM(32)", lambda D: conv1d.HybridForecaster(D))):
+            MODELS[name] = (label, lambda D, T, std, model=model: conv1d.ForecastSystem(model(D), target_std=std), 20)
         LESSONS["conv1d"] = ["dense", "gru", "lstm", "conv", "cnn_lstm"]
 
 
 def _loader(x, y, shuffle, seed=0):
     g = torch.Generator().manual_seed(seed)
     return DataLoader(TensorDataset(x, y), batch_size=128, shuffle=shuffle, generator=g)
+
+
+class Record(pl.Callback):
+    """Every epoch's ``train_<name>`` and ``val_<name>``; keeps the best validation epoch's weights
+    (``mode`` "min" or "max") and puts them back when training ends, before the test set is read."""
+
+    def __init__(self, name: str = "mae", mode: str = "min") -> None:
+        self.name, self.sign = name, 1.0 if mode == "min" else -1.0
+        self.history: dict[str, list[float]] = {f"train_{name}": [], f"val_{name}": []}
+        self.best, self.best_epoch, self.state = float("inf") * self.sign, -1, None
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        value = trainer.callback_metrics.get(f"val_{self.name}")
+        if trainer.sanity_checking or value is None:
+            return
+        self.history[f"val_{self.name}"].append(float(value))
+        if self.sign * float(value) < self.sign * self.best:
+            self.best, self.best_epoch = float(value), trainer.current_epoch
+            self.state = copy.deepcopy(pl_module.state_dict())
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.history[f"train_{self.name}"].append(float(trainer.callback_metrics[f"train_{self.name}"]))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.state is not None:
+            pl_module.load_state_dict(self.state)
+
+
+def fit(system, train, val, epochs: int, callbacks) -> pl.Trainer:
+    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True, logger=False,
+                         enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
+                         num_sanity_val_steps=0, callbacks=callbacks)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers).*")
+        trainer.fit(system, train, val)
+    return trainer
+
+
+def test(trainer, system, loader, key: str) -> float:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers).*")
+        return float(trainer.test(system, loader, verbose=False)[0][key])
 
 
 def train_one(name, data, epochs, quick):
@@ -128,38 +170,40 @@ def train_one(name, data, epochs, quick):
     pl.seed_everything(0, verbose=False)
     _, T, D = xt.shape
     system = make(D, T, data.temp_std)
-    history, best = rd.History(), rd.KeepBest()
+    record = Record()
     start = time.perf_counter()
-    trainer = rd.fit(system, _loader(xt, yt, True), _loader(xv, yv, False), max_epochs=epochs,
-                     callbacks=[history, best])
+    trainer = fit(system, _loader(xt, yt, True), _loader(xv, yv, False), epochs, [record])
     seconds = time.perf_counter() - start
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers).*")
-        test = trainer.test(system, _loader(xs, ys, False), verbose=False)[0]["test_mae"]
     return {
         "label": label,
         "parameters": sum(p.numel() for p in system.parameters()),
         "epochs": epochs,
-        "best_epoch": best.best_epoch + 1,
-        "train_mae_last": history.history["train_mae"][-1],
-        "val_mae_best": best.best,
-        "val_mae_last": history.history["val_mae"][-1],
-        "test_mae": float(test),
+        "best_epoch": record.best_epoch + 1,
+        "train_mae_last": record.history["train_mae"][-1],
+        "val_mae_best": record.best,
+        "val_mae_last": record.history["val_mae"][-1],
+        "test_mae": test(trainer, system, _loader(xs, ys, False), "test_mae"),
         "seconds_per_epoch": seconds / epochs,
-        "history": history.history,
+        "history": record.history,
+        "model": repr(system.model),
     }
+
+
+def _spec(name: str) -> str:
+    """The architecture a row trains (printed), so a saved row is reused only for the same model."""
+    return repr(MODELS[name][1](8, 40, 1.0).model)
 
 
 def speed(rounds: int, quick: bool) -> list[dict]:
     """Training-step time of the GRU/LSTM layer with and without recurrent dropout, interleaved."""
     N, T, D, H = (32, 8, 8, 16) if quick else (128, 40, 8, 32)
     rows = []
-    for cell in ("gru", "lstm"):
+    for cell, Cell in (("gru", nn.GRUCell), ("lstm", nn.LSTMCell)):
         torch.manual_seed(0)
         variants = {
-            "plain": rd.RecurrentDropout(D, H, cell),
-            "per_sequence": rd.RecurrentDropout(D, H, cell, 0.2, 0.2),
-            "per_step": rd.RecurrentDropout(D, H, cell, 0.2, 0.2, per_step=True),
+            "plain": rd.RecurrentDropout(Cell(D, H), batch_first=True),
+            "per_sequence": rd.RecurrentDropout(Cell(D, H), 0.2, 0.2, batch_first=True),
+            "per_step": rd.RecurrentDropout(Cell(D, H), 0.2, 0.2, batch_first=True, per_step=True),
         }
         x = torch.randn(N, T, D)
         times = {k: [] for k in variants}
@@ -168,7 +212,7 @@ def speed(rounds: int, quick: bool) -> list[dict]:
                 start = time.perf_counter()
                 for _ in range(5):
                     layer.zero_grad()
-                    layer(x)[1].sum().backward()
+                    layer(x)[0][:, -1].sum().backward()
                 times[key].append((time.perf_counter() - start) / 5)
         for key in ("per_sequence", "per_step"):
             ratios = [a / b for a, b in zip(times[key], times["plain"])]
@@ -190,23 +234,24 @@ def tagging(quick: bool, line: str) -> tuple[str, dict]:
     rows = [f"| most frequent training tag of the morpheme (no context) | 0 | – | – | "
             f"{data.majority_accuracy('val'):.3f} | {data.majority_accuracy('test'):.3f} |"]
     saved = {"majority": {"val_acc": data.majority_accuracy("val"), "test_acc": data.majority_accuracy("test")}}
+    lstm = lambda: nn.LSTM(32, 32, batch_first=True)  # noqa: E731
+    readers = {"forward": lambda: lstm(), "backward": lambda: bidirectional.Reversed(lstm()),
+               "both": lambda: bidirectional.Bidirectional(lstm(), lstm())}
     for direction, label in (("forward", "LSTM(32), left to right"), ("backward", "LSTM(32), right to left"),
                              ("both", "bidirectional LSTM(32 + 32)")):
         pl.seed_everything(0, verbose=False)
-        system = bidirectional.TaggerSystem(len(data.forms), len(data.tags), 32, 32, direction)
-        best = bidirectional.KeepBest("val_acc", "max")
+        system = bidirectional.TaggerSystem(bidirectional.Tagger(len(data.forms), 32, readers[direction](),
+                                                                 len(data.tags)))
+        record = Record("acc", "max")
         g = torch.Generator().manual_seed(0)
         train = DataLoader(TensorDataset(xt, yt), batch_size=32, shuffle=True, generator=g)
-        trainer = bidirectional.fit(system, train, DataLoader(TensorDataset(xv, yv), batch_size=256),
-                                    max_epochs=epochs, callbacks=[best])
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers).*")
-            test = trainer.test(system, DataLoader(TensorDataset(xs, ys), batch_size=256), verbose=False)[0]["test_acc"]
+        trainer = fit(system, train, DataLoader(TensorDataset(xv, yv), batch_size=256), epochs, [record])
+        acc = test(trainer, system, DataLoader(TensorDataset(xs, ys), batch_size=256), "test_acc")
         params = sum(p.numel() for p in system.parameters())
-        rows.append(f"| {label} | {params:,} | {epochs} | {best.best_epoch + 1} | {best.best:.3f} | {test:.3f} |")
+        rows.append(f"| {label} | {params:,} | {epochs} | {record.best_epoch + 1} | {record.best:.3f} | {acc:.3f} |")
         saved[direction] = {"label": label, "parameters": params, "epochs": epochs,
-                            "best_epoch": best.best_epoch + 1, "val_acc": best.best, "test_acc": float(test)}
-        print(f"[tagging] {direction}: val {best.best:.3f} test {test:.3f}", flush=True)
+                            "best_epoch": record.best_epoch + 1, "val_acc": record.best, "test_acc": acc}
+        print(f"[tagging] {direction}: val {record.best:.3f} test {acc:.3f}", flush=True)
     head = ["| model | parameters | epochs | best epoch | val accuracy (best) | test accuracy |",
             "|---|---:|---:|---:|---:|---:|"]
     return "\n".join([line, "", *head, *rows]) + "\n", {**saved, "command": line}
@@ -285,7 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name in LESSONS[lesson]:
             cached = curves.get(name, {})
             if name not in results and not args.fresh and not args.quick and cached.get("label") == MODELS[name][0] \
-                    and cached.get("epochs") == (args.epochs or MODELS[name][2]):
+                    and cached.get("epochs") == (args.epochs or MODELS[name][2]) and cached.get("model") == _spec(name):
                 results[name] = cached  # the same seeded run, done by an earlier command
                 print(f"[{lesson}] {name}: reusing the run of {cached['command']}", flush=True)
             if name not in results:

@@ -1,41 +1,35 @@
 r"""Stacking recurrent layers: every layer hands its whole output sequence to the next one.
 
 A recurrent layer that returns only its last state $h_T$ ends the sequence; a layer that returns
-every $h_t$ (Keras's ``return_sequences=True``) produces a new sequence, so another recurrent layer
-can read it. With $h^{(0)}_t = x_t$ and layers $l = 1, \dots, L$:
+every $h_t$ (Keras's ``return_sequences=True``, and every torch.nn layer's ``output``) produces a
+new sequence, so another recurrent layer can read it. With $h^{(0)}_t = x_t$ and layers
+$l = 1, \dots, L$:
 
 $$
-h^{(l)}_t = \mathrm{GRU}^{(l)}\left(h^{(l-1)}_t \odot m^{(l)}_x,\; h^{(l)}_{t-1}\right), \qquad
-\hat{y} = h^{(L)}_T W_{hy} + b_y
+h^{(l)}_t = f^{(l)}\left(h^{(l-1)}_t,\; h^{(l)}_{t-1}\right), \qquad \hat{y} = h^{(L)}_T W_{hy} + b_y
 $$
 
-where the gates of layer $l$ read $h^{(l)}_{t-1} \odot m^{(l)}_h$ (recurrent dropout, one mask per
-sequence as in the recurrent dropout lesson). Stacking adds capacity; with dropout off and equal
-sizes the stack equals ``torch.nn.GRU(num_layers=L)`` with copied weights.
-
-Contents: `GRUCell`, `GRULayer` (one layer with per-sequence masks), `StackedGRU`, the forecasting
-model `StackedForecaster`, the training system `StackedForecastSystem`, the callbacks `History` and
-`KeepBest`, and `fit`. Shapes follow d2l's letters: N batch, T time steps, D input features,
-H hidden units.
+`Stacked` puts **any** one-layer drop-ins on top of each other (``nn.GRU``, ``nn.LSTM``, the
+lessons' layers, a recurrent dropout layer, a bidirectional layer …) and keeps torch.nn's
+interface: ``output`` is the top layer's, ``h_n`` every layer's last state, (L, N, H).
+With copied weights ``Stacked([nn.GRU(D, H), nn.GRU(H, H)])`` equals ``nn.GRU(D, H, num_layers=2)``.
+`Forecaster` puts a linear head on the stack and `ForecastSystem` trains it with Lightning.
+Letters: N batch, T time steps, D input features, H hidden units.
 
 To run:
 
 ```bash
-python lessons/stacking.py --data weather.pt                       # GRU(32) -> GRU(64), 0.1 / 0.5
-python lessons/stacking.py --data weather.pt --hidden 32 32 32 --epochs 10
+python lessons/stacking.py fit --trainer.max_epochs 5        # LSTM(32) → LSTM(64) on a noisy cycle
+python lessons/stacking.py fit --help                        # every model, data and trainer option
+python lessons/stacking.py fit --data.path weather.pt --model.target_std 10.52
 ```
 
-``weather.pt`` holds ``{"train": (x, y), "val": (x, y), "test": (x, y), "temp_std": float}``
-(``lessons.datasets.weather_forecast`` builds it); without ``--data`` the command trains on a
-synthetic series. The file imports only the standard library, torch, pytorch_lightning and
-torchmetrics, so it can be copied into a project on its own.
+``weather.pt`` holds ``{"train": (x, y), "val": (x, y), "test": (x, y)}``. The file imports only the
+standard library, torch, pytorch_lightning and torchmetrics (plus jsonargparse for the command line).
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
-import logging
 import math
 import warnings
 
@@ -44,185 +38,165 @@ import torch
 import torchmetrics
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-__all__ = ["GRUCell", "GRULayer", "StackedGRU", "StackedForecaster", "StackedForecastSystem", "History",
-           "KeepBest", "fit"]
-
-
-def check_sequence(x: torch.Tensor, input_size: int, name: str = "x") -> None:
-    """Raise a ``ValueError`` unless ``x`` is a floating-point (N, T, D) tensor with D = input_size.
-
-    >>> check_sequence(torch.zeros(32, 64), input_size=8)
-    Traceback (most recent call last):
-    ...
-    ValueError: expected x of shape (N, T, D) = (*, *, 8), got (32, 64)
-    """
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"expected {name} to be a torch.Tensor of shape (N, T, D), got {type(x).__name__}")
-    if x.dim() != 3 or x.shape[-1] != input_size:
-        raise ValueError(f"expected {name} of shape (N, T, D) = (*, *, {input_size}), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"expected {name} to be a floating-point tensor, got dtype {x.dtype}")
-    if x.shape[1] == 0:
-        raise ValueError(f"expected {name} of shape (N, T, D) with at least one time step (T >= 1), got T = 0")
+__all__ = ["Stacked", "Forecaster", "ForecastSystem", "WindowData"]
 
 
-class GRUCell(nn.Module):
-    r"""One GRU step, gates fused in PyTorch's order r, z, n with its two biases.
-
-    $n_t = \tanh(x_t W_{xn} + b_{xn} + r_t \odot (h_{t-1} W_{hn} + b_{hn}))$,
-    $h_t = z_t \odot h_{t-1} + (1 - z_t) \odot n_t$.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.W_xh = nn.Parameter(torch.empty(input_size, 3 * hidden_size))  # (D, 3H)
-        self.W_hh = nn.Parameter(torch.empty(hidden_size, 3 * hidden_size))  # (H, 3H)
-        self.b_xh = nn.Parameter(torch.empty(3 * hidden_size))  # (3H,)
-        self.b_hh = nn.Parameter(torch.empty(3 * hidden_size))  # (3H,)
-        bound = 1.0 / math.sqrt(hidden_size)  # torch.nn.GRU's initialisation
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
-
-    def recur(self, xp_t: torch.Tensor, h: torch.Tensor, h_read: torch.Tensor) -> torch.Tensor:
-        """One step from ``xp_t = x_t W_xh + b_xh``; the gates read ``h_read``, the update keeps ``h``."""
-        x_r, x_z, x_n = xp_t.chunk(3, dim=-1)  # 3 × (N, H)
-        h_r, h_z, h_n = (h_read @ self.W_hh + self.b_hh).chunk(3, dim=-1)
-        r = torch.sigmoid(x_r + h_r)  # reset gate
-        z = torch.sigmoid(x_z + h_z)  # update gate
-        n = torch.tanh(x_n + r * h_n)  # candidate hidden state
-        return z * h + (1 - z) * n  # $$h_t = z_t \odot h_{t-1} + (1 - z_t) \odot n_t$$
-
-
-def _mask(N: int, size: int, p: float, like: torch.Tensor) -> torch.Tensor:
-    # one inverted-dropout mask per sequence: 0 or 1/(1-p)
-    return torch.bernoulli(torch.full((N, size), 1.0 - p, dtype=like.dtype, device=like.device)) / (1.0 - p)
-
-
-# --8<-- [start:layer]
-class GRULayer(nn.Module):
-    """One GRU layer that returns its whole output sequence (N, T, H) and h_T (N, H).
-
-    ``dropout`` and ``recurrent_dropout`` draw one mask per sequence (training mode only), on the
-    layer's input and on the state its gates read.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, dropout: float = 0.0,
-                 recurrent_dropout: float = 0.0) -> None:
-        super().__init__()
-        for name, p in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"expected 0 <= {name} < 1, got {p}")
-        self.cell = GRUCell(input_size, hidden_size)
-        self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        D, H = self.cell.input_size, self.cell.hidden_size
-        check_sequence(x, D)
-        N = x.shape[0]
-        if self.training and self.dropout:
-            x = x * _mask(N, D, self.dropout, x).unsqueeze(1)  # (N, 1, D): the same at every step
-        m_h = _mask(N, H, self.recurrent_dropout, x) if self.training and self.recurrent_dropout else None
-        xp = x @ self.cell.W_xh + self.cell.b_xh  # (N, T, 3H), all steps in one product
-        h = x.new_zeros(N, H)
-        hs = []
-        for xp_t in xp.transpose(0, 1).unbind(0):  # T tensors of (N, 3H)
-            h = self.cell.recur(xp_t, h, h if m_h is None else h * m_h)  # (N, H)
-            hs.append(h)
-        return torch.stack(hs, dim=1), h  # (N, T, H): the whole sequence, for the next layer
-# --8<-- [end:layer]
+def _states(layer: nn.Module) -> int:
+    """How many (N, H) states a layer keeps in h_n: layers × directions."""
+    return getattr(layer, "num_layers", 1) * (2 if getattr(layer, "bidirectional", False) else 1)
 
 
 # --8<-- [start:stack]
-class StackedGRU(nn.Module):
-    """GRU layers on top of each other: layer l reads the output sequence of layer l - 1.
+class Stacked(nn.Module):
+    """Recurrent layers on top of each other: layer l reads the whole output sequence of layer l - 1.
 
     Parameters
     ----------
-    input_size : int
-        D.
-    hidden_sizes : sequence of int
-        H of each layer, bottom first: ``(32, 64)`` is the notes' GRU(32) → GRU(64).
-    dropout, recurrent_dropout : float
-        The same rates for every layer (Keras's arguments of each layer).
+    layers : list of nn.Module
+        Drop-ins with torch.nn's interface, bottom first; layer l's input size is layer l - 1's
+        output size (H, or 2H when it is bidirectional); all share ``batch_first``.
+    dropout : float
+        Ordinary dropout on the outputs between layers in training, as ``nn.GRU``'s ``dropout``.
+
+    ``h_n`` holds every layer's last state, (L, N, H), bottom first, as torch.nn's, when all layers
+    have the same H; states of different sizes cannot share one tensor, so then it is the top layer's.
 
     Examples
     --------
-    >>> stack = StackedGRU(8, (32, 64))
-    >>> hs, h_T = stack(torch.zeros(5, 40, 8))  # (N, T, D)
-    >>> tuple(hs.shape), tuple(h_T.shape)       # the top layer's sequence and last state
-    ((5, 40, 64), (5, 64))
+    >>> stack = Stacked([nn.GRU(8, 32, batch_first=True), nn.GRU(32, 64, batch_first=True)])
+    >>> output, h_n = stack(torch.zeros(5, 40, 8))  # (N, T, D)
+    >>> tuple(output.shape), tuple(h_n.shape)        # the top layer's sequence and last state
+    ((5, 40, 64), (1, 5, 64))
     """
 
-    def __init__(self, input_size: int, hidden_sizes=(32, 64), dropout: float = 0.0,
-                 recurrent_dropout: float = 0.0) -> None:
+    def __init__(self, layers: list[nn.Module], dropout: float = 0.0) -> None:
         super().__init__()
-        if not hidden_sizes:
-            raise ValueError("expected at least one layer in hidden_sizes, got none")
-        sizes = [input_size, *hidden_sizes]
-        self.layers = nn.ModuleList(
-            GRULayer(d, h, dropout, recurrent_dropout) for d, h in zip(sizes[:-1], sizes[1:])
-        )
+        if not layers:
+            raise ValueError("expected at least one layer, got none")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"expected 0 <= dropout <= 1, got {dropout}")
+        for below, above in zip(layers[:-1], layers[1:]):
+            size = below.hidden_size * (2 if getattr(below, "bidirectional", False) else 1)
+            if above.input_size != size or above.batch_first != below.batch_first:
+                raise ValueError(f"expected each layer to read the one below: input_size {size} and batch_first "
+                                 f"{below.batch_first}, got {above.input_size} and {above.batch_first}")
+        self.layers, self.dropout = nn.ModuleList(layers), dropout
+        self.input_size, self.hidden_size = layers[0].input_size, layers[-1].hidden_size
+        self.batch_first = layers[0].batch_first
+        self.bidirectional = getattr(layers[-1], "bidirectional", False)
+        self.num_layers = sum(_states(layer) for layer in layers) // (2 if self.bidirectional else 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hs = x  # (N, T, D)
-        for layer in self.layers:
-            hs, h_T = layer(hs)  # (N, T, H_l): the next layer reads every step
-        return hs, h_T  # (N, T, H_L), (N, H_L)
+    def forward(self, input, hx=None):
+        same = len({layer.hidden_size for layer in self.layers}) == 1  # else the states cannot share a tensor
+        if hx is not None and not same:
+            raise ValueError("expected no initial state for layers of different hidden sizes "
+                             f"{[layer.hidden_size for layer in self.layers]}")
+        x, finals, first = input, [], 0
+        for l, layer in enumerate(self.layers):
+            k = _states(layer)  # this layer's slice of hx: (k, N, H)
+            h0 = None if hx is None else _map(lambda s: s[first:first + k], hx)
+            x, h_n = layer(x, h0)  # the whole sequence, for the next layer
+            finals.append(h_n)
+            first += k
+            if self.dropout and self.training and l < len(self.layers) - 1:  # between layers, as torch.nn
+                x = x._replace(data=F.dropout(x.data, self.dropout)) if isinstance(x, PackedSequence) \
+                    else F.dropout(x, self.dropout)
+        if not same:
+            return x, finals[-1]  # only the top layer's h_n
+        return x, _map(lambda *s: torch.cat(s), *finals)  # (L, N, H): bottom layer first, as torch.nn
 # --8<-- [end:stack]
 
     @classmethod
-    def from_torch(cls, reference: nn.GRU) -> "StackedGRU":
-        """A stack holding a copy of a ``torch.nn.GRU(num_layers=L, batch_first=True)``'s weights."""
-        if reference.bidirectional or not reference.batch_first or not reference.bias:
-            raise ValueError("expected a one-direction torch.nn.GRU with batch_first=True and biases")
-        H = reference.hidden_size
-        stack = cls(reference.input_size, (H,) * reference.num_layers).to(reference.weight_ih_l0)
-        with torch.no_grad():
-            for l, layer in enumerate(stack.layers):
-                layer.cell.W_xh.copy_(getattr(reference, f"weight_ih_l{l}").T)
-                layer.cell.W_hh.copy_(getattr(reference, f"weight_hh_l{l}").T)
-                layer.cell.b_xh.copy_(getattr(reference, f"bias_ih_l{l}"))
-                layer.cell.b_hh.copy_(getattr(reference, f"bias_hh_l{l}"))
-        return stack
+    def from_torch(cls, reference: nn.RNNBase) -> "Stacked":
+        """One-layer copies of each layer of ``nn.RNN``/``GRU``/``LSTM(num_layers=L)``, stacked."""
+        K = 2 if reference.bidirectional else 1
+        options = {k: getattr(reference, k) for k in ("bias", "batch_first", "bidirectional")}
+        if isinstance(reference, nn.RNN):
+            options["nonlinearity"] = reference.nonlinearity
+        layers = []
+        for l in range(reference.num_layers):
+            D = reference.input_size if l == 0 else K * reference.hidden_size
+            layer = type(reference)(D, reference.hidden_size, **options).to(reference.weight_ih_l0)
+            with torch.no_grad():
+                for name, p in layer.named_parameters():  # weight_ih_l0(_reverse) ← weight_ih_l{l}(_reverse)
+                    p.copy_(getattr(reference, name.replace("_l0", f"_l{l}")))
+            layers.append(layer)
+        return cls(layers, reference.dropout)
+
+
+def _map(f, *states):
+    return tuple(map(f, *states)) if isinstance(states[0], tuple) else f(*states)
+
+
+def _last_state(rnn: nn.Module, h_n) -> torch.Tensor:
+    """The top layer's final state from any torch.nn-style ``h_n``: both directions side by side."""
+    h_n = h_n[0] if isinstance(h_n, tuple) else h_n  # an LSTM's (h_n, c_n)
+    K = 2 if getattr(rnn, "bidirectional", False) else 1
+    return torch.cat(list(h_n[-K:]), dim=-1)  # (N, K·H)
+
+
+# --8<-- [start:models]
+class Forecaster(nn.Module):
+    """Many-to-one: read the window with any ``batch_first=True`` layer, predict from its last state.
+
+    With ``lengths`` each window answers from its own last real step (the layer gets packed input).
+    """
+
+    def __init__(self, rnn: nn.Module, output_size: int = 1) -> None:
+        super().__init__()
+        self.rnn = rnn
+        self.head = nn.Linear(rnn.hidden_size * (2 if rnn.bidirectional else 1), output_size)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is not None:
+            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, h_n = self.rnn(x)
+        return self.head(_last_state(self.rnn, h_n))  # (N, 1)
+# --8<-- [end:models]
+
+
+def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``; lengths come only third-last."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None, None
+    if len(batch) == 3:
+        return tuple(batch)
+    return batch[0], None, (batch[1] if len(batch) == 2 else None)
 
 
 # --8<-- [start:system]
-class StackedForecaster(nn.Module):
-    """Many-to-one on top of a `StackedGRU`: the top layer's last state → one value."""
+class ForecastSystem(pl.LightningModule):
+    """Trains a forecaster on normalised targets with the L1 loss; logs the MAE in the target's units.
 
-    def __init__(self, input_size: int, hidden_sizes=(32, 64), dropout: float = 0.0,
-                 recurrent_dropout: float = 0.0) -> None:
+    Parameters
+    ----------
+    model : nn.Module
+        Called as ``model(x)`` or ``model(x, lengths)``; returns (N, 1).
+    target_std : float
+        The training target's standard deviation: MAE × target_std is in °C.
+    lr : float
+        Adam's learning rate.
+    """
+
+    def __init__(self, model: nn.Module, target_std: float = 1.0, lr: float = 1e-3) -> None:
         super().__init__()
-        self.rnn = StackedGRU(input_size, hidden_sizes, dropout, recurrent_dropout)
-        self.head = nn.Linear(hidden_sizes[-1], 1)
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        # one metric object per stage: train and validation states must not mix
+        self.metrics = nn.ModuleDict({f"{s}_metric": torchmetrics.MeanAbsoluteError() for s in ("train", "val", "test")})
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, h_T = self.rnn(x)  # (N, H_L)
-        return self.head(h_T)  # (N, 1)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(x) if lengths is None else self.model(x, lengths)
 
-
-class StackedForecastSystem(pl.LightningModule):
-    """Trains a `StackedForecaster` with the L1 loss on normalised targets; logs MAE × ``target_std``."""
-
-    def __init__(self, input_size: int = 8, hidden_sizes=(32, 64), dropout: float = 0.1,
-                 recurrent_dropout: float = 0.5, target_std: float = 1.0, lr: float = 1e-3) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.model = StackedForecaster(input_size, tuple(hidden_sizes), dropout, recurrent_dropout)
-        self.metrics = nn.ModuleDict({f"{s}_mae": torchmetrics.MeanAbsoluteError() for s in ("train", "val", "test")})
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)  # (N, 1)
-
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        x, y = batch
-        pred = self(x)
-        loss = F.l1_loss(pred, y)
-        self.metrics[f"{stage}_mae"](pred * self.hparams.target_std, y * self.hparams.target_std)
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True)
-        self.log(f"{stage}_mae", self.metrics[f"{stage}_mae"], prog_bar=True, on_step=False, on_epoch=True)
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, lengths, y = split_batch(batch)
+        pred = self(x, lengths)
+        loss = F.l1_loss(pred, y.view_as(pred))  # the notes' loss="mae"
+        self.metrics[f"{stage}_metric"].update(pred * self.hparams.target_std, y.view_as(pred) * self.hparams.target_std)
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
+        self.log(f"{stage}_mae", self.metrics[f"{stage}_metric"], prog_bar=True, on_step=False, on_epoch=True)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -234,100 +208,80 @@ class StackedForecastSystem(pl.LightningModule):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
+    def predict_step(self, batch, batch_idx):
+        x, lengths, _ = split_batch(batch)
+        return self(x, lengths)
+
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 # --8<-- [end:system]
 
 
-class History(pl.Callback):
-    """Every epoch's ``train_mae`` and ``val_mae`` in ``self.history``."""
+class WindowData(pl.LightningDataModule):
+    """Windows (N, T, D) → the value 8 steps after each window: a noisy cycle, or a saved dict.
 
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {"train_mae": [], "val_mae": []}
+    ``path`` names a ``torch.save``'d ``{"train": (x, y), "val": (x, y), "test": (x, y)}``;
+    without it the data is a daily cycle of period 8 plus noise, D = 1, T = 40.
+    """
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if not trainer.sanity_checking and "val_mae" in trainer.callback_metrics:
-            self.history["val_mae"].append(float(trainer.callback_metrics["val_mae"]))
+    def __init__(self, path: str | None = None, batch_size: int = 128) -> None:
+        super().__init__()
+        self.path, self.batch_size = path, batch_size
+        self.parts = torch.load(path) if path else _noisy_cycle()
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.history["train_mae"].append(float(trainer.callback_metrics["train_mae"]))
+    def _loader(self, part: str, shuffle: bool = False):
+        dataset = torch.utils.data.TensorDataset(*self.parts[part])
+        return torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle)
 
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
 
-class KeepBest(pl.Callback):
-    """Keep the weights of the epoch with the lowest ``val_mae`` and restore them at the end."""
+    def val_dataloader(self):
+        return self._loader("val")
 
-    def __init__(self) -> None:
-        self.best, self.best_epoch, self.state = float("inf"), -1, None
+    def test_dataloader(self):
+        return self._loader("test")
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        value = trainer.callback_metrics.get("val_mae")
-        if not trainer.sanity_checking and value is not None and float(value) < self.best:
-            self.best, self.best_epoch = float(value), trainer.current_epoch
-            self.state = copy.deepcopy(pl_module.state_dict())
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        if self.state is not None:
-            pl_module.load_state_dict(self.state)
+    predict_dataloader = test_dataloader
 
 
-def fit(system: pl.LightningModule, train, val=None, max_epochs: int = 20, progress: bool = False,
-        accelerator: str = "cpu", callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
-    """Train ``system`` with deterministic algorithms and return the trainer (seed before building it)."""
-    quiet = logging.getLogger("pytorch_lightning")
-    level = quiet.level
-    if not progress:
-        quiet.setLevel(logging.WARNING)
-    try:
-        trainer = pl.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=1, deterministic=True,
-                             logger=False, enable_checkpointing=False, enable_model_summary=progress,
-                             enable_progress_bar=progress, num_sanity_val_steps=0, callbacks=callbacks)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-            trainer.fit(system, train, val)
-    finally:
-        quiet.setLevel(level)
-    return trainer
-
-
-def _synthetic(N: int = 1024, T: int = 40) -> dict:
-    """A noisy cycle, D = 1: the command line's fallback when no data file is given."""
+def _noisy_cycle(N: int = 1024, T: int = 40) -> dict:
     g = torch.Generator().manual_seed(0)
     t = torch.arange(N + T + 8).float()
     series = torch.sin(2 * math.pi * t / 8) + 0.3 * torch.randn(len(t), generator=g)
     x = torch.stack([series[i:i + T] for i in range(N)]).unsqueeze(-1)  # (N, T, 1)
-    y = series[T + 7:T + 7 + N].unsqueeze(-1)  # (N, 1)
+    y = series[T + 7:T + 7 + N].unsqueeze(-1)  # (N, 1): 8 steps after the window's last value
     a, b = int(0.6 * N), int(0.8 * N)
-    return {"train": (x[:a], y[:a]), "val": (x[a:b], y[a:b]), "test": (x[b:], y[b:]), "temp_std": 1.0}
+    return {"train": (x[:a], y[:a]), "val": (x[a:b], y[a:b]), "test": (x[b:], y[b:])}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train a stacked GRU forecaster.")
-    parser.add_argument("--data", help="a torch.save'd dict with train/val/test (x, y) pairs and temp_std")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[32, 64], help="H of each layer, bottom first")
-    parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--recurrent-dropout", type=float, default=0.5)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
-    parser.add_argument("--no-progress", action="store_true", help="hide Lightning's progress bar")
-    args = parser.parse_args(argv)
-    data = torch.load(args.data) if args.data else _synthetic()
-    loader = lambda part, shuffle: torch.utils.data.DataLoader(  # noqa: E731
-        torch.utils.data.TensorDataset(*data[part]), batch_size=args.batch_size, shuffle=shuffle)
-    pl.seed_everything(args.seed, verbose=False)
-    system = StackedForecastSystem(data["train"][0].shape[-1], tuple(args.hidden), args.dropout,
-                                   args.recurrent_dropout, target_std=data["temp_std"])
-    best = KeepBest()
-    trainer = fit(system, loader("train", True), loader("val", False), args.epochs,
-                  progress=not args.no_progress, accelerator=args.accelerator, callbacks=[best])
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        test = trainer.test(system, loader("test", False), verbose=False)[0]["test_mae"]
-    print(f"best epoch {best.best_epoch + 1}: val MAE {best.best:.3f}, test MAE {test:.3f}")
+def main(args: list[str] | None = None) -> None:
+    """``LightningCLI`` over `ForecastSystem`; the defaults train LSTM(32) → LSTM(64) (jsonargparse cannot build nn.GRU: it passes proj_size)."""
+    from pytorch_lightning.cli import LightningCLI
+
+    here = __name__  # the importable name (see the __main__ block), so checkpoints can name their classes
+    lstm = lambda d, h: {"class_path": "torch.nn.LSTM", "init_args": {  # noqa: E731
+        "input_size": d, "hidden_size": h, "batch_first": True}}
+    model = {"class_path": f"{here}.Forecaster", "init_args": {"rnn": {
+        "class_path": f"{here}.Stacked", "init_args": {"layers": [lstm(1, 32), lstm(32, 64)], "dropout": 0.1}}}}
+
+    class CLI(LightningCLI):
+        def add_arguments_to_parser(self, parser):
+            parser.set_defaults({"model.model": model, "data": {"class_path": f"{here}.WindowData"},
+                                 "trainer.max_epochs": 20, "trainer.log_every_n_steps": 1})
+
+        def instantiate_classes(self):
+            super().instantiate_classes()
+            # the system ignores its model object; its class path and arguments let load_from_checkpoint rebuild it
+            self.model.hparams["model"] = self.config_dump["model"]["model"]
+
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch 2.13 vs Lightning 2.6.6, not ours to fix
+    CLI(ForecastSystem, WindowData, subclass_mode_data=True, seed_everything_default=0, args=args)
 
 
 if __name__ == "__main__":
-    main()
+    # run the importable module's main, not __main__'s: the classes a checkpoint names must import again
+    import importlib
+    import pathlib
+
+    importlib.import_module(__spec__.name if __spec__ else pathlib.Path(__file__).stem).main()

@@ -1,130 +1,235 @@
-"""Tests of lessons/bidirectional.py: the layer equals torch.nn.LSTM/GRU(bidirectional=True) in
-values and gradients with copied weights; the backward direction at position t has read exactly
-x_t..x_T; bad input is refused clearly; on a toy that needs the right context, both directions
-beat one; the benchmark's quick mode writes the committed table formats."""
+"""Tests of lessons/bidirectional.py: two one-direction layers joined by `Bidirectional` equal
+torch.nn's ``bidirectional=True`` with copied weights (LSTM, GRU, RNN, both layouts, initial states,
+packed variable-length input); the backward layer starts at each sequence's last real step, so a
+sentence alone and inside a padded batch gets the same tags; each direction sees only its side; bad
+input is refused clearly; on a toy that needs the right context, both directions beat one; the system
+is complete; the command line runs; the benchmark's quick mode writes the committed formats."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.data import DataLoader, TensorDataset
 
+import lightning_checks as lk
 from lessons import bidirectional
-from lessons.bidirectional import Bidirectional, DirectionalRNN, DirectionForecaster, Tagger, TaggerSystem, fit
+from lessons.bidirectional import Bidirectional, Reversed, Tagger, TaggerSystem, toy_tagging
+from lessons.rnn import RNN
+from lessons.stacking import Stacked
 
 ROOT = Path(__file__).resolve().parents[1]
+D, H, N, T = 3, 5, 4, 6
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _close(a, b):
+    for x, y in zip(a, b) if isinstance(a, tuple) else ((a, b),):
+        torch.testing.assert_close(x, y, atol=1e-12, rtol=0)
 
 
-def _pair(kind="lstm", D=5, H=7):
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU, nn.RNN])
+def test_equals_torch_bidirectional(kind, batch_first):
     torch.manual_seed(0)
-    reference = (nn.LSTM if kind == "lstm" else nn.GRU)(D, H, batch_first=True, bidirectional=True).double()
-    return reference, Bidirectional.from_torch(reference)
+    reference = kind(D, H, batch_first=batch_first, bidirectional=True).double()
+    ours = Bidirectional.from_torch(reference)
+    x = torch.randn(N, T, D, dtype=torch.float64)
+    x = x if batch_first else x.transpose(0, 1)
+    hx = torch.randn(2, N, H, dtype=torch.float64)
+    for h0 in (None, (hx, hx.flip(0)) if kind is nn.LSTM else hx):
+        a, b = reference(x, h0), ours(x, h0)
+        _close(b[0], a[0])
+        _close(b[1], a[1])  # h_n: forward's last step, then backward's first
+    seq = torch.randn(T, D, dtype=torch.float64)  # unbatched
+    _close(ours(seq)[0], reference(seq)[0])
+    packed = pack_padded_sequence(x, torch.tensor([T, 2, 4, 1]), batch_first=batch_first, enforce_sorted=False)
+    a, b = reference(packed), ours(packed)  # variable lengths: the backward layer starts at each last real step
+    assert torch.equal(a[0].sorted_indices, b[0].sorted_indices) and torch.equal(a[0].batch_sizes, b[0].batch_sizes)
+    _close(b[0].data, a[0].data)
+    _close(b[1], a[1])
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_equals_torch_bidirectional(kind):
-    reference, ours = _pair(kind)
-    x = torch.randn(4, 9, 5, dtype=torch.float64)
-    hs_ref, h_n = reference(x)
-    h_n = h_n[0] if kind == "lstm" else h_n  # (2, N, H): forward's h_T, backward's h_1
-    hs, h_last = ours(x)
-    torch.testing.assert_close(hs, hs_ref, rtol=0, atol=1e-12)
-    torch.testing.assert_close(h_last, torch.cat([h_n[0], h_n[1]], dim=-1), rtol=0, atol=1e-12)
+def test_stacked_bidirectional_lessons_layers_equal_torch():
+    torch.manual_seed(0)
+    reference = nn.RNN(D, H, num_layers=2, bidirectional=True, batch_first=True).double()
+    layers = []
+    for l, d in enumerate((D, 2 * H)):
+        pair = Bidirectional(*(RNN.from_torch(nn.RNN(d, H, batch_first=True).double()) for _ in range(2)))
+        for layer, suffix in ((pair.forward_layer, ""), (pair.backward_layer, "_reverse")):
+            copy = nn.RNN(d, H, batch_first=True).double()
+            with torch.no_grad():
+                for name, p in copy.named_parameters():
+                    p.copy_(getattr(reference, name.replace("_l0", f"_l{l}") + suffix))
+            layer.load_state_dict(RNN.from_torch(copy).state_dict())
+        layers.append(pair)
+    ours = Stacked(layers)
+    x = torch.randn(N, T, D, dtype=torch.float64)
+    packed = pack_padded_sequence(x, torch.tensor([T, 2, 4, 1]), batch_first=True, enforce_sorted=False)
+    _close(ours(x), reference(x))
+    _close(ours(packed)[0].data, reference(packed)[0].data)
+    _close(ours(packed)[1], reference(packed)[1])
 
 
 def test_gradients_equal_torch():
-    reference, ours = _pair("lstm")
-    x = torch.randn(3, 11, 5, dtype=torch.float64, requires_grad=True)
-    x_ref = x.detach().clone().requires_grad_(True)
-    weights = torch.randn(3, 11, 14, dtype=torch.float64)
+    torch.manual_seed(0)
+    reference = nn.LSTM(D, H, batch_first=True, bidirectional=True).double()
+    ours = Bidirectional.from_torch(reference)
+    x = torch.randn(N, T, D, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    weights = torch.randn(N, T, 2 * H, dtype=torch.float64)
     (ours(x)[0] * weights).sum().backward()
     (reference(x_ref)[0] * weights).sum().backward()
-    close = lambda a, b: torch.testing.assert_close(a, b, rtol=0, atol=1e-12)  # noqa: E731
-    close(x.grad, x_ref.grad)
-    close(ours.backward_rnn.cell.W_hh.grad, reference.weight_hh_l0_reverse.grad.T)
-    close(ours.forward_rnn.cell.W_xh.grad, reference.weight_ih_l0.grad.T)
+    _close(x.grad, x_ref.grad)
+    _close(ours.backward_layer.weight_hh_l0.grad, reference.weight_hh_l0_reverse.grad)
 
 
 def test_each_direction_sees_only_its_side():
     torch.manual_seed(1)
-    layer = Bidirectional(3, 4)
+    layer = Bidirectional(nn.LSTM(3, 4, batch_first=True), nn.LSTM(3, 4, batch_first=True))
     x = torch.randn(1, 8, 3, requires_grad=True)
-    t = 5
     hs, _ = layer(x)
+    t = 5
     grad_f = torch.autograd.grad(hs[0, t, :4].sum(), x, retain_graph=True)[0][0].abs().sum(-1)  # (T,)
     grad_b = torch.autograd.grad(hs[0, t, 4:].sum(), x)[0][0].abs().sum(-1)
-    assert (grad_f[: t + 1] > 0).all() and (grad_f[t + 1 :] == 0).all()  # forward: x_1..x_t
+    assert (grad_f[: t + 1] > 0).all() and (grad_f[t + 1:] == 0).all()  # forward: x_1..x_t
     assert (grad_b[t:] > 0).all() and (grad_b[:t] == 0).all()  # backward: x_t..x_T
 
 
 def test_reversed_reader_equals_forward_reader_on_the_flipped_sequence():
     torch.manual_seed(2)
-    backward = DirectionalRNN(3, 4, "gru", reverse=True)
-    forward = DirectionalRNN(3, 4, "gru")
-    forward.load_state_dict(backward.state_dict())
+    layer = nn.GRU(3, 4, batch_first=True)
     x = torch.randn(2, 6, 3)
-    hs_b, last_b = backward(x)
-    hs_f, last_f = forward(x.flip(1))
-    torch.testing.assert_close(hs_b, hs_f.flip(1))
-    torch.testing.assert_close(last_b, last_f)
+    out, h_n = Reversed(layer)(x)
+    out_f, h_f = layer(x.flip(1))
+    torch.testing.assert_close(out, out_f.flip(1))
+    torch.testing.assert_close(h_n, h_f)
 
 
-@pytest.mark.parametrize(
-    "x, message",
-    [
-        (torch.zeros(32, 64), r"expected x of shape \(N, T, D\) = \(\*, \*, 8\), got \(32, 64\)"),
-        (torch.zeros(2, 3, 5), r"expected x of shape \(N, T, D\) = \(\*, \*, 8\), got \(2, 3, 5\)"),
-        (torch.zeros(2, 0, 8), r"at least one time step"),
-    ],
-)
-def test_bad_input_gets_a_clear_error(x, message):
-    with pytest.raises(ValueError, match=message):
-        Bidirectional(8, 4)(x)
+@pytest.mark.parametrize("rnn", [
+    lambda: Bidirectional(nn.LSTM(8, 6, batch_first=True), nn.LSTM(8, 6, batch_first=True)),
+    lambda: Reversed(nn.GRU(8, 6, batch_first=True)),
+    lambda: Bidirectional(RNN(8, 6, batch_first=True), RNN(8, 6, batch_first=True)),
+])
+def test_a_sentence_alone_and_in_a_padded_batch_gets_the_same_tags(rnn):
+    torch.manual_seed(3)
+    tagger = Tagger(20, 8, rnn(), 5).eval()
+    sentence = torch.randint(1, 20, (1, 4))
+    other = torch.randint(1, 20, (1, 7))
+    batch = torch.cat([torch.cat([sentence, torch.full((1, 3), 19)], 1), other])  # any ids in the padding
+    with torch.no_grad():
+        alone = tagger(sentence)
+        padded = tagger(batch, torch.tensor([4, 7]))
+    torch.testing.assert_close(padded[:1, :4], alone)
+    assert torch.equal(padded[0, :4].argmax(-1), alone[0].argmax(-1))
 
 
-def test_bad_options_get_a_clear_error():
-    with pytest.raises(ValueError, match="direction"):
-        DirectionForecaster(8, 4, direction="sideways")
-    with pytest.raises(ValueError, match="cell"):
-        DirectionalRNN(8, 4, cell="rnn")
+def test_bad_input_and_options_get_a_clear_error():
+    with pytest.raises(ValueError, match="same input_size, hidden_size and batch_first"):
+        Bidirectional(nn.LSTM(8, 4), nn.LSTM(8, 5))
+    with pytest.raises(ValueError, match="one-layer torch.nn layer with bidirectional=True"):
+        Bidirectional.from_torch(nn.LSTM(3, 4))
     with pytest.raises(ValueError, match=r"tokens of shape \(N, T\)"):
-        Tagger(10, 3)(torch.zeros(2, 3, 4))
-    with pytest.raises(ValueError, match="bidirectional=True"):
-        Bidirectional.from_torch(nn.LSTM(3, 4, batch_first=True))
+        Tagger(10, 4, nn.LSTM(4, 3, batch_first=True), 3)(torch.zeros(2, 3, 4))
+    with pytest.raises(ValueError, match="tensor or a PackedSequence, got list"):
+        Reversed(nn.GRU(3, 4))([[0.0] * 3])
+    with pytest.raises(ValueError, match=r"\(N, T, D\) = \(\*, \*, 8\)"):
+        Bidirectional(RNN(8, 4, batch_first=True), RNN(8, 4, batch_first=True))(torch.zeros(2, 3, 5))
 
 
-def _toy_accuracy(direction):
-    tokens, tags = bidirectional.toy_tagging()
+def _toy_accuracy(rnn):
+    tokens, lengths, tags = toy_tagging()
     g = torch.Generator().manual_seed(0)
-    train = DataLoader(TensorDataset(tokens[:384], tags[:384]), batch_size=64, shuffle=True, generator=g)
-    val = DataLoader(TensorDataset(tokens[384:], tags[384:]), batch_size=128)
+    train = DataLoader(TensorDataset(tokens[:384], lengths[:384], tags[:384]), batch_size=64, shuffle=True, generator=g)
+    val = DataLoader(TensorDataset(tokens[384:], lengths[384:], tags[384:]), batch_size=128)
     pl.seed_everything(0, verbose=False)
-    system = TaggerSystem(6, 6, 16, 16, direction)
-    trainer = fit(system, train, val, max_epochs=15)
+    system = TaggerSystem(Tagger(6, 16, rnn(), 6))
+    trainer = lk._fit(lk.trainer(max_epochs=15), system, train, val)
     return float(trainer.callback_metrics["val_acc"])
 
 
 def test_right_context_task_needs_the_backward_direction():
-    forward, both = _toy_accuracy("forward"), _toy_accuracy("both")
+    lstm = lambda: nn.LSTM(16, 16, batch_first=True)  # noqa: E731
+    forward, both = _toy_accuracy(lstm), _toy_accuracy(lambda: Bidirectional(lstm(), lstm()))
     assert both > 0.99
     assert forward < 0.97  # a 2 followed by 3 cannot be told from a 2 followed by anything else
 
 
-def test_command_line_runs(capsys):
-    bidirectional.main(["--epochs", "1", "--no-progress"])
-    assert "both: validation accuracy" in capsys.readouterr().out
+# ---- the system is complete: the checks every LightningModule of the course passes ----
 
+def _data():
+    return TensorDataset(*toy_tagging(N=16, T=6, min_length=2))
+
+
+def _model():
+    return Tagger(6, 4, Bidirectional(nn.LSTM(4, 5, batch_first=True), nn.LSTM(4, 5, batch_first=True)), 6)
+
+
+def _system():
+    pl.seed_everything(0, verbose=False)
+    return TaggerSystem(_model(), lr=0.01)
+
+
+def test_predict():
+    lk.check_predict(_system, DataLoader(_data(), batch_size=4))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    loader = DataLoader(_data(), batch_size=4)
+    lk.check_checkpoint(_system, loader, loader, tmp_path, model=_model())
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    loader = DataLoader(_data(), batch_size=4)
+    lk.check_resume(_system, loader, loader, tmp_path)
+
+
+def test_ddp_spawn_two_processes_equal_one(tmp_path):
+    # equal lengths: DDP averages the processes' means, equal only when they hold as many tokens
+    lk.check_ddp(_system, TensorDataset(*toy_tagging(N=16, T=6, min_length=6)), batch_size=8, tmp_path=tmp_path)
+
+
+def test_bf16_mixed_on_cpu():
+    lk.check_bf16(_system, DataLoader(_data(), batch_size=4))
+
+
+def test_gpu():
+    lk.check_gpu(_system, DataLoader(_data(), batch_size=4))
+
+
+def test_swap_torch_layer_for_the_wrapper_inside_the_system():
+    torch.manual_seed(0)
+    system = TaggerSystem(Tagger(6, 4, nn.GRU(4, 5, batch_first=True, bidirectional=True), 6))
+    tokens, lengths, _ = toy_tagging(N=4, T=6, min_length=2)
+    system.model.embed.weight.requires_grad_()  # the embedding's gradient flows back through the swapped layer
+    lk.check_swap(system, {nn.GRU: Bidirectional.from_torch}, (tokens, lengths))
+
+
+def test_command_line_help_and_config(tmp_path):
+    import subprocess
+    import sys
+
+    run = lambda *a: subprocess.run([sys.executable, bidirectional.__file__, *a],  # noqa: E731
+                                    capture_output=True, text=True, cwd=tmp_path)
+    help_text = run("fit", "--help")
+    assert help_text.returncode == 0 and "--model.model" in help_text.stdout
+    config = run("fit", "--print_config").stdout
+    assert "class_path: bidirectional.Bidirectional" in config and "class_path: bidirectional.ToyTagging" in config
+
+
+def test_command_line_trains_and_checkpoint_loads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bidirectional.main(["fit", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+                        "--trainer.enable_model_summary", "false"])
+    (path,) = tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt")
+    system = TaggerSystem.load_from_checkpoint(path)
+    assert isinstance(system.model.rnn, Bidirectional)
+
+
+# ---- the benchmark that makes the page's tables ----
 
 def _benchmark():
     spec = importlib.util.spec_from_file_location("forecasting_benchmark", ROOT / "benchmarks" / "forecasting.py")
@@ -153,20 +258,15 @@ def test_benchmark_full_run_regenerates_the_tables(tmp_path):
 
 
 def test_the_pages_claims_hold_in_the_committed_full_runs():
-    import json
-
     runs = json.loads((ROOT / "benchmarks" / "results" / "forecast-curves.json").read_text(encoding="utf-8"))
     base = runs["common_sense"]
-    # forecasting: reading backwards is worse than forwards, and worse than common sense
     for split, key in (("val", "val_mae_best"), ("test", "test_mae")):
         assert runs["gru_reversed"][key] > runs["gru"][key]
         assert runs["gru_reversed"][key] > base[split]
-    # both directions: better than forwards on validation, worse on test; an early best epoch, then overfitting
     assert runs["bigru"]["val_mae_best"] < runs["gru"]["val_mae_best"]
     assert runs["bigru"]["test_mae"] > runs["gru"]["test_mae"]
     assert runs["bigru"]["best_epoch"] <= 5 and runs["bigru"]["val_mae_last"] > runs["bigru"]["val_mae_best"]
     assert runs["bigru"]["parameters"] > 1.9 * runs["gru"]["parameters"]
-    # tagging: each direction beats the context-free baseline, both directions beat each one
     tags = runs["pos_tagging"]
     for split in ("val_acc", "test_acc"):
         assert min(tags["forward"][split], tags["backward"][split]) > tags["majority"][split]

@@ -25,6 +25,8 @@ import pathlib
 import matplotlib.pyplot as plt
 import torch
 
+from torch import nn
+
 from lessons.bidirectional import Bidirectional
 from lessons.plotting import use_hangul_font
 
@@ -64,7 +66,7 @@ TEXT = {
 # %%
 torch.manual_seed(0)
 T, H = 10, 4
-layer = Bidirectional(3, H)
+layer = Bidirectional(nn.LSTM(3, H, batch_first=True), nn.LSTM(3, H, batch_first=True))
 x = torch.randn(1, T, 3, requires_grad=True)
 hs, _ = layer(x)
 reach = torch.zeros(2, T, T)

@@ -26,6 +26,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from lessons.plotting import use_hangul_font
+from torch import nn
+
 from lessons.recurrent_dropout import RecurrentDropout
 
 use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
@@ -69,7 +71,7 @@ x = torch.randn(1, 40, 8)
 fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
 patterns = {}
 for ax, per_step in zip(axes, (False, True)):
-    layer = RecurrentDropout(8, 16, "gru", dropout=0.5, per_step=per_step)
+    layer = RecurrentDropout(nn.GRUCell(8, 16), dropout=0.5, batch_first=True, per_step=per_step)
     xg = x.clone().requires_grad_(True)
     layer(xg)[0].sum().backward()
     kept = (xg.grad[0] != 0).float()  # (T, D)
