@@ -52,6 +52,9 @@ def _states(layer: nn.Module) -> int:
 class Stacked(nn.Module):
     """Recurrent layers on top of each other: layer l reads the whole output sequence of layer l - 1.
 
+    ``h_n`` holds every layer's last state, (L, N, H), bottom first, as torch.nn's, when all layers
+    have the same H; states of different sizes cannot share one tensor, so then it is the top layer's.
+
     Parameters
     ----------
     layers : list of nn.Module
@@ -60,8 +63,6 @@ class Stacked(nn.Module):
     dropout : float
         Ordinary dropout on the outputs between layers in training, as ``nn.GRU``'s ``dropout``.
 
-    ``h_n`` holds every layer's last state, (L, N, H), bottom first, as torch.nn's, when all layers
-    have the same H; states of different sizes cannot share one tensor, so then it is the top layer's.
 
     Examples
     --------
