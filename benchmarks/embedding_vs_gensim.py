@@ -42,9 +42,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from gensim.models import KeyedVectors, Word2Vec  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
 
 from lessons.datasets import gensim_test_file, lee_corpus, wiki_sample  # noqa: E402
-from lessons.embedding import SkipGramBatches, SkipGramNegativeSampling, Vocab, train_sgns  # noqa: E402
+from lessons.embedding import SkipGramBatches, SkipGramNegativeSampling, encode_corpus  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "embedding-vs-gensim.md"  # included by docs/embedding*.md
 PROBES = ("king", "war", "music", "france", "university", "water", "computer", "church")
@@ -55,6 +56,65 @@ LABELS = {
     "ours_shared": "this lesson, {M} shared negatives per batch of {B} (1 thread)",
     "ours_pairs": "this lesson, 5 negatives per pair, batch {B2} (1 thread)",
 }
+
+
+class SharedNegativeSGNS(SkipGramNegativeSampling):
+    """Skip-gram that also takes one (M,) set of noise words for the whole batch, each weighted K / M:
+    the scores are one (N, D)(D, M) matrix product instead of K lookups per pair."""
+
+    def __init__(self, vocab_size, embedding_dim, num_negatives=5):
+        super().__init__(vocab_size, embedding_dim, sparse=True)
+        self.num_negatives = num_negatives
+
+    def forward(self, centre, context, negatives):
+        if negatives.dim() == 2:
+            return super().forward(centre, context, negatives)
+        v = self.W_in(centre)  # (N, D)
+        u = self.W_out(torch.cat([context, negatives]))  # (N + M, D), one lookup: one sparse gradient
+        positive = (u[: len(context)] * v).sum(-1)  # (N,)  u_o . v_c
+        negative = v @ u[len(context):].T  # (N, M)  u_k . v_c
+        return -F.logsigmoid(positive) - self.num_negatives / len(negatives) * F.logsigmoid(-negative).sum(-1)
+
+
+def shared_batches(stream, M):
+    """One epoch of ``stream`` (a SkipGramBatches) with one (M,) set of noise words per batch."""
+    generator = torch.Generator().manual_seed(stream.seed + stream.epoch)
+    stream.epoch += 1
+    centre, context = stream.examples(stream.ids, stream.sentence_ids, stream.window, stream.keep_prob, generator)
+    order = torch.randperm(len(centre), generator=generator)
+    starts = range(0, len(order), stream.batch_size)
+    negatives = stream.table[torch.randint(len(stream.table), (len(starts), M), generator=generator)]
+    for i, start in enumerate(starts):
+        batch = order[start : start + stream.batch_size]
+        yield centre[batch], context[batch], negatives[i]
+
+
+# --8<-- [start:fast]
+def train_sgns(model, batches, epochs, lr=0.025, min_lr=1e-4, shared=None):
+    """A plain loop for speed: plain SGD on the sparse gradients, learning rate decaying linearly.
+
+    This is word2vec's own schedule (``alpha`` from 0.025 down to 0.0001). The loss is *summed*
+    over the batch, so every pair moves its rows by ``lr`` times its own gradient, as one
+    sequential SGD step per pair would. ``shared=M`` draws one (M,) set of noise words per batch.
+    Returns the mean loss of every epoch.
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    losses = []
+    for epoch in range(epochs):
+        batch_list = list(shared_batches(batches, shared) if shared else batches)  # new windows and negatives
+        total, pairs = torch.zeros(()), 0
+        for i, batch in enumerate(batch_list):
+            progress = (epoch + i / len(batch_list)) / epochs  # share of the training done
+            optimizer.param_groups[0]["lr"] = max(min_lr, lr * (1 - progress))
+            loss = model(*batch).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            pairs += len(batch[0])
+        losses.append(total.item() / max(pairs, 1))
+    return losses
+# --8<-- [end:fast]
 
 
 def train_gensim(corpus, args, seed):
@@ -70,18 +130,16 @@ def train_gensim(corpus, args, seed):
 def train_ours(corpus, args, seed, shared):
     torch.manual_seed(seed)
     start = time.perf_counter()
-    vocab = Vocab(corpus, min_count=args.min_count)
-    ids, sentence_ids = vocab.encode_corpus(corpus)
+    words, counts, ids, sentence_ids = encode_corpus(corpus, min_count=args.min_count)
     batches = SkipGramBatches(
-        ids, sentence_ids, vocab.counts, window=args.window, negatives=args.negatives,
-        batch_size=args.batch_size if shared else args.pair_batch_size,
-        shared_negatives=args.shared if shared else None, seed=seed,
+        ids, sentence_ids, counts, window=args.window, negatives=args.negatives,
+        batch_size=args.batch_size if shared else args.pair_batch_size, seed=seed,
     )
-    model = SkipGramNegativeSampling(len(vocab), args.dim, num_negatives=args.negatives)
-    train_sgns(model, batches, epochs=args.epochs, lr=0.025)
+    model = SharedNegativeSGNS(len(words), args.dim, num_negatives=args.negatives)
+    train_sgns(model, batches, epochs=args.epochs, lr=0.025, shared=args.shared if shared else None)
     seconds = time.perf_counter() - start
     wv = KeyedVectors(args.dim)
-    wv.add_vectors(vocab.words, model.W_in.weight.detach().numpy())
+    wv.add_vectors(words, model.W_in.weight.detach().numpy())
     return wv, seconds
 
 

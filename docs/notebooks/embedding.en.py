@@ -19,6 +19,9 @@
 LANG = "en"
 
 # %%
+import csv
+import tempfile
+
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 import torch
@@ -26,8 +29,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from lessons.datasets import korean_corpus
-from lessons.embedding import (LossHistory, SkipGramBatches, Vocab,
-                               Word2VecSystem, fit, most_similar)
+from lessons.embedding import (SkipGramBatches, SkipGramNegativeSampling,
+                               Word2VecSystem, encode_corpus)
 from lessons.plotting import use_hangul_font
 
 use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
@@ -58,26 +61,29 @@ TEXT = {
 # ## Skip-gram training and its loss curve { #loss-curve }
 #
 # We train skip-gram with the lesson's seed and settings (50 dimensions, window 5, 5 noise words, batch 2048)
-# and plot the training loss per epoch that the `LossHistory` callback collected.
+# and plot the training loss per epoch that `CSVLogger` wrote to `metrics.csv`.
 
 # %%
 corpus = korean_corpus()
-vocab = Vocab(corpus, min_count=3)
-ids, sentence_ids = vocab.encode_corpus(corpus)
-stream = SkipGramBatches(ids, sentence_ids, vocab.counts, window=5,
+words, counts, ids, sentence_ids = encode_corpus(corpus, min_count=3)
+index = {w: i for i, w in enumerate(words)}
+stream = SkipGramBatches(ids, sentence_ids, counts, window=5,
                          negatives=5, batch_size=2048, seed=0)
 pl.seed_everything(0, verbose=False)
-system = Word2VecSystem(len(vocab), embedding_dim=50, model="skipgram", lr=0.02)
-history = LossHistory()
-fit(system, DataLoader(stream, batch_size=None), max_epochs=5, callbacks=[history])
+system = Word2VecSystem(SkipGramNegativeSampling(len(words), embedding_dim=50), lr=0.02)
+trainer = pl.Trainer(max_epochs=5, logger=pl.loggers.CSVLogger(tempfile.mkdtemp()),
+                     log_every_n_steps=1, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, deterministic=True)
+trainer.fit(system, DataLoader(stream, batch_size=None))
 
-losses = history.history["train_loss"]
+with open(f"{trainer.logger.log_dir}/metrics.csv") as f:  # one row per epoch
+    losses = [float(row["train_loss"]) for row in csv.DictReader(f)]
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(range(1, len(losses) + 1), losses, marker="o")
 ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["loss"], title=TEXT["loss_title"])
 ax.grid(True, alpha=0.3)
 plt.show()
-print(f"V = {len(vocab)}, first epoch {losses[0]:.3f}, last epoch {losses[-1]:.3f}")
+print(f"V = {len(words)}, first epoch {losses[0]:.3f}, last epoch {losses[-1]:.3f}")
 assert losses[-1] < 0.7 * losses[0]  # a failing cell fails the site build
 
 # %% [markdown]
@@ -93,9 +99,9 @@ groups = [
     ["대통령", "국회", "국무총리", "법원", "정부", "의원"],
     ["자유", "권리", "의무", "국민", "보장", "신체"],
 ]
-assert all(w in vocab for group in groups for w in group)
+assert all(w in index for group in groups for w in group)
 W = F.normalize(system.vectors, dim=1)  # (V, D) unit rows
-rows = torch.tensor([vocab.index[w] for group in groups for w in group])
+rows = torch.tensor([index[w] for group in groups for w in group])
 centred = W[rows] - W[rows].mean(dim=0)  # PCA of the 18 words shown
 _, _, basis = torch.linalg.svd(centred, full_matrices=False)
 xy = centred @ basis[:2].T  # (18, 2)
@@ -120,8 +126,8 @@ plt.show()
 
 # %%
 def mean_cosine(a, b):
-    ia = torch.tensor([vocab.index[w] for w in a])
-    ib = torch.tensor([vocab.index[w] for w in b])
+    ia = torch.tensor([index[w] for w in a])
+    ib = torch.tensor([index[w] for w in b])
     sims = W[ia] @ W[ib].T
     if a is b:  # leave out each word with itself
         sims = sims[~torch.eye(len(a), dtype=torch.bool)]
@@ -134,6 +140,8 @@ print(f"within groups {within:.2f}, across groups {across:.2f}")
 assert within > across
 
 for word in ["자녀", "대통령", "자유"]:
-    top, sims = most_similar(system.vectors, vocab.index[word], k=5)
-    print(word, "->", ", ".join(f"{vocab.words[i]} {s:.2f}"
-                               for i, s in zip(top.tolist(), sims.tolist())))
+    sims = W @ W[index[word]]  # cosine similarities with every word
+    sims[index[word]] = -float("inf")
+    top = sims.topk(5)
+    print(word, "->", ", ".join(f"{words[i]} {s:.2f}"
+                               for i, s in zip(top.indices.tolist(), top.values.tolist())))
