@@ -46,8 +46,10 @@ def _map(f, *states):
     return tuple(map(f, *states)) if isinstance(states[0], tuple) else f(*states)
 
 
-def _reverse(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def _reverse(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     """Reverse each sequence of (T, N, ...) within its own length; the padding stays where it is."""
+    if lengths is None:
+        return x.flip(0)  # all sequences are full length
     t = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (T, 1)
     index = torch.where(t < lengths, lengths - 1 - t, t)  # (T, N)
     return x.gather(0, index.view(*index.shape, *[1] * (x.dim() - 2)).expand_as(x))
@@ -175,12 +177,10 @@ class Tagger(nn.Module):
 
 
 def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``; lengths come only third-last."""
+    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``."""
     if isinstance(batch, torch.Tensor):
         return batch, None, None
-    if len(batch) == 3:
-        return tuple(batch)
-    return batch[0], None, (batch[1] if len(batch) == 2 else None)
+    return tuple(batch) if len(batch) == 3 else (batch[0], None, batch[1] if len(batch) == 2 else None)
 
 
 # --8<-- [start:system]

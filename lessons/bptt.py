@@ -26,11 +26,6 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
-__all__ = ["RNNCache", "RNNGrads", "ManualBPTT", "rnn_forward", "rnn_backward", "many_to_one_mse",
-           "many_to_many_cross_entropy", "loss_and_gradients", "finite_difference", "spectral_radius",
-           "hidden_gradient_norms", "norms_by_radius", "clip_gradient_norm", "truncated_bptt",
-           "RNNRegressor", "RNNRegressionSystem", "MultiplicationData"]
-
 
 RNNCache = namedtuple("RNNCache", "x h0 hs W_xh W_hh")  # for backward: (N, T, D), (N, H), (N, T, H), (D, H), (H, H)
 RNNGrads = namedtuple("RNNGrads", "dx dh0 dW_xh dW_hh db dh")  # dh (N, T, H): dL/dh_t, what vanishes or explodes
@@ -240,8 +235,9 @@ class RNNRegressor(nn.Module):
 
 
 def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)`` (as in lessons/rnn.py)."""
-    batch = (batch,) if isinstance(batch, torch.Tensor) else batch
+    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None, None
     return tuple(batch) if len(batch) == 3 else (batch[0], None, batch[1] if len(batch) == 2 else None)
 
 
@@ -318,6 +314,8 @@ class MultiplicationData(pl.LightningDataModule):
 
     def val_dataloader(self):
         return torch.utils.data.DataLoader(self.parts[1], batch_size=self.batch_size)
+
+    predict_dataloader = val_dataloader
 
 
 def main(args: list[str] | None = None) -> None:

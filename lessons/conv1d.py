@@ -227,9 +227,10 @@ class HybridClassifier(nn.Module):
 
 
 def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``; lengths come only third-last."""
-    batch = (batch,) if isinstance(batch, torch.Tensor) else tuple(batch)
-    return batch[0], (batch[1] if len(batch) == 3 else None), (batch[-1] if len(batch) > 1 else None)
+    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None, None
+    return tuple(batch) if len(batch) == 3 else (batch[0], None, batch[1] if len(batch) == 2 else None)
 
 
 # --8<-- [start:system]

@@ -237,9 +237,8 @@ class GRU(nn.Module):
 
 # --8<-- [start:heads]
 class ManyToOne(nn.Module):
-    """Read the whole sequence, answer once from its last state: (N, T, D) → (N, C). ``rnn`` is any
-    ``batch_first=True`` layer with torch.nn's interface; with ``lengths`` each sequence answers
-    from its own last real step."""
+    """(N, T, D) → (N, C) from the last state of any ``batch_first=True`` layer with torch.nn's interface;
+    with ``lengths`` each sequence answers from its own last real step, never reading padding."""
 
     def __init__(self, rnn: nn.Module, output_size: int) -> None:
         super().__init__()
@@ -304,23 +303,23 @@ class GRUSystem(pl.LightningModule):
 
 
 class MultiplicationData(pl.LightningDataModule):
-    """The notes' multiplication problem (as in lessons.datasets): y = product of the two marked values; 80% train."""
+    """``lessons.datasets.multiplication_problem``'s numbers: [marker, value] (N, T, 2) → product (N, 1)."""
 
-    def __init__(self, steps: int = 30, count: int = 3000, batch_size: int = 64, seed: int = 0) -> None:
+    def __init__(self, count: int = 3000, steps: int = 100, batch_size: int = 32, seed: int = 0) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         values = torch.rand(count, steps, generator=g)  # (N, T)
         positions = torch.rand(count, steps, generator=g).argsort(dim=1)[:, :2].sort(dim=1).values  # (N, 2)
-        x = torch.stack([torch.zeros(count, steps).scatter_(1, positions, 1.0), values], dim=-1)
-        y = values.gather(1, positions).prod(dim=1, keepdim=True)
-        n, self.batch_size = count * 4 // 5, batch_size
-        self.train_set, self.val_set = (torch.utils.data.TensorDataset(x[s], y[s]) for s in (slice(n), slice(n, None)))
+        x = torch.stack([torch.zeros(count, steps).scatter_(1, positions, 1.0), values], dim=-1)  # (N, T, 2)
+        y, fit = values.gather(1, positions).prod(dim=1, keepdim=True), min(2560, count * 2560 // 3000)
+        n, self.batch_size = round(0.8 * fit), batch_size  # Keras' validation_split=0.2 of X[:2560]
+        self.parts = [torch.utils.data.TensorDataset(x[a:b], y[a:b]) for a, b in ((0, n), (n, fit))]
 
     def train_dataloader(self):
-        return torch.utils.data.DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+        return torch.utils.data.DataLoader(self.parts[0], batch_size=self.batch_size, shuffle=True)
 
     def val_dataloader(self):
-        return torch.utils.data.DataLoader(self.val_set, batch_size=self.batch_size)
+        return torch.utils.data.DataLoader(self.parts[1], batch_size=self.batch_size)
 
     predict_dataloader = val_dataloader
 
@@ -334,7 +333,7 @@ def main(args: list[str] | None = None) -> None:
     model = {"class_path": f"{here}.ManyToOne", "init_args": {"rnn": gru, "output_size": 1}}
     class CLI(LightningCLI):
         def add_arguments_to_parser(self, parser):
-            parser.set_defaults({"model.model": model, "data": {"class_path": f"{here}.MultiplicationData"},
+            parser.set_defaults({"model.model": model, "data": {"class_path": f"{here}.MultiplicationData", "init_args": {"steps": 30}},
                                  "model.lr": 0.01, "trainer.max_epochs": 30, "trainer.log_every_n_steps": 1})
 
         def instantiate_classes(self):  # keep the model's class path and arguments: load_from_checkpoint rebuilds it

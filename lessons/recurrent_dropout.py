@@ -75,12 +75,11 @@ def _as_padded(input, batch_first: bool, D: int):
         got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
         raise ValueError(f"expected input of shape {layout} = (*, *, {D}) or unbatched (T, D), got {got}")
     if not input.is_floating_point():
-        raise ValueError(f"expected a floating-point input, got {input.dtype} (embed or one-hot encode token ids first)")
+        raise ValueError(f"expected a floating-point input, got {input.dtype} (embed or one-hot encode token ids)")
     if input.shape[-2 if input.dim() == 2 else (1 if batch_first else 0)] == 0:
         raise ValueError(f"expected at least one time step, got input of shape {tuple(input.shape)}")
-    if input.dim() == 2:
-        return input.unsqueeze(1), None, True
-    return (input.transpose(0, 1) if batch_first else input), None, False
+    unbatched = input.dim() == 2
+    return input.unsqueeze(1) if unbatched else input.transpose(0, 1) if batch_first else input, None, unbatched
 
 
 def _restore(out: torch.Tensor, input, lengths, batch_first: bool, unbatched: bool):
@@ -88,11 +87,9 @@ def _restore(out: torch.Tensor, input, lengths, batch_first: bool, unbatched: bo
     if isinstance(input, PackedSequence):
         order = input.sorted_indices
         data = pack_padded_sequence(out if order is None else out.index_select(1, order),
-                                    lengths if order is None else lengths[order].cpu()).data
+                                    (lengths if order is None else lengths[order]).cpu()).data
         return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
-    if unbatched:
-        return out[:, 0]
-    return out.transpose(0, 1) if batch_first else out
+    return out[:, 0] if unbatched else out.transpose(0, 1) if batch_first else out
 
 
 # --8<-- [start:layer]
@@ -222,45 +219,34 @@ class Forecaster(nn.Module):
 
 
 def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``; lengths come only third-last."""
+    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``."""
     if isinstance(batch, torch.Tensor):
         return batch, None, None
-    if len(batch) == 3:
-        return tuple(batch)
-    return batch[0], None, (batch[1] if len(batch) == 2 else None)
+    return tuple(batch) if len(batch) == 3 else (batch[0], None, batch[1] if len(batch) == 2 else None)
 
 
 # --8<-- [start:system]
 class ForecastSystem(pl.LightningModule):
-    """Trains a forecaster on normalised targets with the L1 loss; logs the MAE in the target's units.
-
-    Parameters
-    ----------
-    model : nn.Module
-        Called as ``model(x)`` or ``model(x, lengths)``; returns (N, 1).
-    target_std : float
-        The training target's standard deviation: MAE × target_std is in °C.
-    lr : float
-        Adam's learning rate.
-    """
+    """L1 loss on normalised targets; the MAE is logged in the target's units (× ``target_std``)."""
 
     def __init__(self, model: nn.Module, target_std: float = 1.0, lr: float = 1e-3) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
         self.model = model
-        # one metric object per stage: train and validation states must not mix
-        self.metrics = nn.ModuleDict({f"{s}_metric": torchmetrics.MeanAbsoluteError() for s in ("train", "val", "test")})
+        self.metrics = nn.ModuleDict({f"{s}_metric": torchmetrics.MeanAbsoluteError()
+                                      for s in ("train", "val", "test")})
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(x) if lengths is None else self.model(x, lengths)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, lengths, y = split_batch(batch)
-        pred = self(x, lengths)
-        loss = F.l1_loss(pred, y.view_as(pred))  # the notes' loss="mae"
-        self.metrics[f"{stage}_metric"].update(pred * self.hparams.target_std, y.view_as(pred) * self.hparams.target_std)
-        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
-        self.log(f"{stage}_mae", self.metrics[f"{stage}_metric"], prog_bar=True, on_step=False, on_epoch=True)
+        pred = self(x, lengths)  # (N, 1)
+        loss = F.l1_loss(pred, y.view_as(pred))
+        std = self.hparams.target_std
+        self.metrics[f"{stage}_metric"].update(pred * std, y.view_as(pred) * std)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self.log(f"{stage}_mae", self.metrics[f"{stage}_metric"], on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch, batch_idx):

@@ -216,9 +216,8 @@ class RNN(nn.Module):
 
 # --8<-- [start:heads]
 class ManyToOne(nn.Module):
-    """Read the whole sequence, answer once from its last state: (N, T, D) → (N, C). ``rnn`` is any
-    ``batch_first=True`` layer with torch.nn's interface; with ``lengths`` each sequence answers
-    from its own last real step."""
+    """(N, T, D) → (N, C) from the last state of any ``batch_first=True`` layer with torch.nn's interface;
+    with ``lengths`` each sequence answers from its own last real step, never reading padding."""
 
     def __init__(self, rnn: nn.Module, output_size: int) -> None:
         super().__init__()

@@ -159,45 +159,34 @@ class Forecaster(nn.Module):
 
 
 def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``; lengths come only third-last."""
+    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``."""
     if isinstance(batch, torch.Tensor):
         return batch, None, None
-    if len(batch) == 3:
-        return tuple(batch)
-    return batch[0], None, (batch[1] if len(batch) == 2 else None)
+    return tuple(batch) if len(batch) == 3 else (batch[0], None, batch[1] if len(batch) == 2 else None)
 
 
 # --8<-- [start:system]
 class ForecastSystem(pl.LightningModule):
-    """Trains a forecaster on normalised targets with the L1 loss; logs the MAE in the target's units.
-
-    Parameters
-    ----------
-    model : nn.Module
-        Called as ``model(x)`` or ``model(x, lengths)``; returns (N, 1).
-    target_std : float
-        The training target's standard deviation: MAE × target_std is in °C.
-    lr : float
-        Adam's learning rate.
-    """
+    """L1 loss on normalised targets; the MAE is logged in the target's units (× ``target_std``)."""
 
     def __init__(self, model: nn.Module, target_std: float = 1.0, lr: float = 1e-3) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
         self.model = model
-        # one metric object per stage: train and validation states must not mix
-        self.metrics = nn.ModuleDict({f"{s}_metric": torchmetrics.MeanAbsoluteError() for s in ("train", "val", "test")})
+        self.metrics = nn.ModuleDict({f"{s}_metric": torchmetrics.MeanAbsoluteError()
+                                      for s in ("train", "val", "test")})
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(x) if lengths is None else self.model(x, lengths)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, lengths, y = split_batch(batch)
-        pred = self(x, lengths)
-        loss = F.l1_loss(pred, y.view_as(pred))  # the notes' loss="mae"
-        self.metrics[f"{stage}_metric"].update(pred * self.hparams.target_std, y.view_as(pred) * self.hparams.target_std)
-        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
-        self.log(f"{stage}_mae", self.metrics[f"{stage}_metric"], prog_bar=True, on_step=False, on_epoch=True)
+        pred = self(x, lengths)  # (N, 1)
+        loss = F.l1_loss(pred, y.view_as(pred))
+        std = self.hparams.target_std
+        self.metrics[f"{stage}_metric"].update(pred * std, y.view_as(pred) * std)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self.log(f"{stage}_mae", self.metrics[f"{stage}_metric"], on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -231,8 +220,7 @@ class WindowData(pl.LightningDataModule):
         self.parts = torch.load(path) if path else _noisy_cycle()
 
     def _loader(self, part: str, shuffle: bool = False):
-        dataset = torch.utils.data.TensorDataset(*self.parts[part])
-        return torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle)
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*self.parts[part]), self.batch_size, shuffle)
 
     def train_dataloader(self):
         return self._loader("train", shuffle=True)

@@ -379,20 +379,39 @@ def test_plumbing_and_incomplete_systems_are_caught() -> None:
     assert any("at most 350" in p for p in module_problems(long, "m.py", dt.ALLOWED_THIRD_PARTY))
 
 
-def test_layer_machinery_is_the_same_in_every_layer_module() -> None:
-    """The chosen repeat (CONTRIBUTING): the private machinery that runs a cell over packed,
-    stacked, bidirectional input is copied verbatim into rnn.py, lstm.py and gru.py, so that each
-    file can be copied alone; a fix in one must reach the others."""
-    names = ("_map", "_as_padded", "_reverse", "_scan", "_restore")
-    sources = {}
+def repeated_definitions(sources: dict[str, str]) -> list[str]:
+    """A top-level function or class that several lesson modules define must be the same code in all
+    of them (CONTRIBUTING: the repeats we chose), so that a fix made in one copy reaches the others."""
+    seen: dict[str, dict[str, str]] = {}
+    for module, source in sources.items():
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name not in {"main"}:
+                seen.setdefault(node.name, {})[module] = ast.unparse(node)
+    problems = []
+    for name, copies in sorted(seen.items()):
+        first, *others = sorted(copies)
+        problems += [f"lessons/{m}.py: {name} differs from lessons/{first}.py's (copies of a chosen repeat stay identical)"
+                     for m in others if copies[m] != copies[first]]
+    return problems
+
+
+def test_repeated_definitions_are_identical() -> None:
+    check(repeated_definitions({p.stem: p.read_text(encoding="utf-8") for p in LESSON_MODULES}))
+
+
+def test_layer_machinery_is_in_every_layer_module() -> None:
+    """The machinery that runs a cell over packed, stacked, bidirectional input is in each layer module."""
+    names = {"_map", "_as_padded", "_reverse", "_scan", "_restore"}
     for topic in ("rnn", "lstm", "gru"):
         tree = ast.parse((LESSONS_DIR / f"{topic}.py").read_text(encoding="utf-8"))
-        found = {n.name: ast.unparse(n) for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names}
-        sources[topic] = found
-    problems = [f"lessons/{t}.py lacks {n}" for t, f in sources.items() for n in names if n not in f]
-    problems += [f"lessons/{t}.py: {n} differs from lessons/rnn.py's" for t, f in sources.items()
-                 for n in names if n in f and n in sources["rnn"] and f[n] != sources["rnn"][n]]
-    check(problems)
+        assert names <= {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, topic
+
+
+def test_drifted_copy_is_caught() -> None:
+    a = "def split_batch(batch):\n    return batch\n"
+    assert repeated_definitions({"a": a, "b": a}) == []
+    assert repeated_definitions({"a": a, "b": a.replace("batch\n", "batch[0]\n")}) == [
+        "lessons/b.py: split_batch differs from lessons/a.py's (copies of a chosen repeat stay identical)"]
 
 
 def test_template_runs_and_passes_its_own_tests(tmp_path: Path) -> None:

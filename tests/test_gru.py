@@ -181,7 +181,9 @@ def test_head_takes_any_dropin_layer_and_ignores_padding(layer, bidirectional):
 def test_built_in_data_is_the_notes_multiplication_problem():
     data = MultiplicationData(steps=12, count=50, seed=3)
     x, y = multiplication_problem(count=50, steps=12, seed=3)
-    assert torch.equal(data.train_set.tensors[0], x[:40]) and torch.equal(data.val_set.tensors[1], y[40:])
+    train, val = data.parts
+    n = len(train)  # Keras' validation_split = 0.2 of the fitting part, as the notes
+    assert torch.equal(train.tensors[0], x[:n]) and torch.equal(val.tensors[1], y[n : n + len(val)])
 
 
 def _loader(x, y, batch_size, shuffle=False):
@@ -265,5 +267,5 @@ def test_command_line_trains_and_checkpoint_loads(tmp_path, monkeypatch):
     (path,) = tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt")
     system = GRUSystem.load_from_checkpoint(path)  # the model is rebuilt from its saved class path
     assert isinstance(system.model.rnn, GRU) and system.model.rnn.num_layers == 2
-    x = MultiplicationData(steps=5, count=10).val_set.tensors[0]
+    x = MultiplicationData(steps=5, count=10).parts[1].tensors[0]
     assert system(x).shape == (2, 1)
