@@ -38,12 +38,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # fused.py
 
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from torch import nn  # noqa: E402
 
+from fused import init_forget_bias  # noqa: E402
 from lessons.bptt import RNNRegressor  # noqa: E402
 from lessons.datasets import multiplication_problem, notes_split  # noqa: E402
 from lessons.gru import GRU  # noqa: E402
@@ -58,24 +60,11 @@ LAYERS = {
 MODELS = list(LAYERS["lessons"])
 
 
-def set_forget_bias(lstm: nn.Module, value: float) -> None:
-    """Start every forget-gate bias of an LSTM with torch.nn's interface at ``value`` (gate order i, f, g, o).
-
-    The lessons' layers hold one bias ``b`` (4H,) per layer; torch.nn's hold ``bias_ih`` and ``bias_hh``,
-    whose sum is the bias: the first gets ``value``, the second 0.
-    """
-    H = lstm.hidden_size
-    with torch.no_grad():
-        for name, p in lstm.named_parameters():
-            if p.dim() == 1:
-                p[H : 2 * H] = 0.0 if "bias_hh" in name else value
-
-
 def build(name: str, forget_bias: float | None, layers: str = "lessons") -> nn.Module:
     """The model for one row of the table: two stacked layers of 30 units and a linear output."""
     model = RNNRegressor(LAYERS[layers][name](2, 30, num_layers=2, batch_first=True))
     if name == "LSTM" and forget_bias is not None:
-        set_forget_bias(model.rnn, forget_bias)
+        init_forget_bias(model.rnn, forget_bias)
     return model
 
 
