@@ -489,12 +489,25 @@ def test_text_quick_mode_writes_the_committed_table_format(tmp_path):
 def test_the_forecasting_claims_hold_in_the_committed_runs():
     runs = json.loads((RESULTS / "forecast-curves.json").read_text())
     base, conv, hybrid, lstm = runs["common_sense"], runs["conv"], runs["cnn_lstm"], runs["lstm"]
+    # the numbers the page quotes, rounded as in the table
+    quoted = {("conv", "test_mae"): 4.55, ("conv", "train_mae_last"): 1.02, ("conv", "val_mae_best"): 3.02,
+              ("cnn_lstm", "test_mae"): 3.70, ("cnn_lstm", "val_mae_best"): 2.93,
+              ("lstm", "val_mae_best"): 2.61, ("lstm", "test_mae"): 3.46}
+    assert {key: round(runs[key[0]][key[1]], 2) for key in quoted} == quoted
+    assert (round(base["val"], 2), round(base["test"], 2)) == (2.51, 4.00)
+    # the convnet: worse than common sense on test (and on validation at every epoch), with one of the lowest training MAEs
     assert conv["test_mae"] > base["test"] and min(conv["history"]["val_mae"]) > base["val"]
     assert conv["train_mae_last"] < min(lstm["train_mae_last"], hybrid["train_mae_last"], runs["gru"]["train_mae_last"])
-    assert lstm["test_mae"] < hybrid["test_mae"] < conv["test_mae"]
-    assert lstm["val_mae_best"] < hybrid["val_mae_best"] < conv["val_mae_best"]
-    seconds = [r["seconds_per_epoch"] for r in (conv, hybrid, lstm)]
-    assert max(seconds) < 1.5 * min(seconds)  # "about the same time per epoch" at T = 40
+    # the hybrid: far better than the convnet on test, only a little on validation, and behind the LSTM on both
+    assert lstm["test_mae"] < hybrid["test_mae"] < conv["test_mae"] - 0.5
+    assert lstm["val_mae_best"] < hybrid["val_mae_best"] < conv["val_mae_best"] < hybrid["val_mae_best"] + 0.2
+    # none of the three beats common sense on validation; the LSTM and the hybrid peak at epoch 3, then overfit
+    assert min(r["val_mae_best"] for r in (conv, hybrid, lstm)) > base["val"]
+    for run in (lstm, hybrid):
+        assert run["best_epoch"] == 3 and run["val_mae_last"] > run["val_mae_best"]
+        assert run["train_mae_last"] < run["history"]["train_mae"][run["best_epoch"] - 1]
+    # the page draws no speed conclusion from the seconds per epoch; it only lists them
+    assert all(r["seconds_per_epoch"] > 0 for r in (conv, hybrid, lstm))
 
 
 def test_the_text_claims_hold_in_the_committed_run():

@@ -101,7 +101,7 @@ for ax, name in zip(axes, names):
     ax.plot(epochs, run["history"]["train_mae"], label=TEXT["train"])
     ax.plot(epochs, run["history"]["val_mae"], label=TEXT["val"])
     ax.axhline(curves["common_sense"]["val"], color="k", linestyle="--", linewidth=1, label=TEXT["baseline"])
-    ax.set(title=run["label"], xlabel=TEXT["epoch"], ylim=(1.5, 4.0))
+    ax.set(title=run["label"], xlabel=TEXT["epoch"], ylim=(1.5, 9.0))
     ax.grid(True, alpha=0.3)
 axes[0].set_ylabel(TEXT["mae"])
 axes[0].legend()
