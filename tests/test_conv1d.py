@@ -515,8 +515,8 @@ def test_the_text_claims_hold_in_the_committed_run():
     assert run["quick"] is False and run["epochs"] == 30
     acc = {(T, kind): r["test_acc"] for T, runs in run["runs"].items() for kind, r in runs.items()}
     sec = {(T, kind): r["seconds_per_epoch"] for T, runs in run["runs"].items() for kind, r in runs.items()}
-    quoted = {("100", "conv"): 0.816, ("400", "conv"): 0.874, ("100", "lstm"): 0.704, ("400", "lstm"): 0.623,
-              ("100", "hybrid"): 0.848, ("400", "hybrid"): 0.901}  # the numbers the page quotes
+    quoted = {("100", "conv"): 0.816, ("400", "conv"): 0.874, ("100", "lstm"): 0.704, ("400", "lstm"): 0.368,
+              ("100", "hybrid"): 0.865, ("400", "hybrid"): 0.897}  # the numbers the page quotes
     assert {key: round(acc[key], 3) for key in quoted} == quoted
     for T in ("100", "400"):
         assert acc[T, "hybrid"] > acc[T, "conv"] > acc[T, "lstm"] > run["majority_test_acc"]
