@@ -20,11 +20,13 @@ Run from the repository root (about 2–6 minutes on 2 CPU cores)::
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
 import json
 import logging
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -96,9 +98,36 @@ def _run(steps: int, epochs: int, batch_size: int, count: int, seed: int, init: 
     }
 
 
+def _job(job: tuple) -> dict:
+    size, init, seed = job
+    return run(**size, seed=seed, init=init)
+
+
+def _summary(r: dict, seed: int) -> dict:
+    """One run in units of its own baseline (always answering the training mean)."""
+    best = min(r["val_loss"])
+    return {"seed": seed, "best_val": best / r["baseline_val"], "best_epoch": r["val_loss"].index(best) + 1,
+            "last_train": r["train_loss"][-1] / r["baseline_val"], "last_val": r["val_loss"][-1] / r["baseline_val"],
+            "seconds": r["seconds"]}
+
+
+def seeds_table(results: dict[str, dict]) -> list[str]:
+    lines = ["| init | seed | best validation MSE / baseline (epoch) | last training MSE / baseline "
+             "| last validation MSE / baseline |", "|---|---:|---:|---:|---:|"]
+    for init, r in results.items():
+        for s in r["seeds"]:
+            lines.append(f"| {init} | {s['seed']} | {s['best_val']:.3f} ({s['best_epoch']}) | {s['last_train']:.3f} "
+                         f"| {s['last_val']:.3f} |")
+        if len(r["seeds"]) > 1:
+            cols = [[s[k] for s in r["seeds"]] for k in ("best_val", "last_train", "last_val")]
+            lines.append(f"| {init} | mean ± std | " + " | ".join(
+                f"{statistics.mean(c):.3f} ± {statistics.stdev(c):.3f}" for c in cols) + " |")
+    return lines
+
+
 def table(results: dict[str, dict], command: str) -> str:
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
-    seconds = sum(r["seconds"] for r in results.values())
+    seconds = sum(s["seconds"] for r in results.values() for s in r["seeds"])
     first = next(iter(results.values()))
     epochs = len(first["train_loss"])
     shown = sorted({1, *(e for e in (5, 10, 25, 50, 75) if e < epochs), epochs})
@@ -121,7 +150,9 @@ def table(results: dict[str, dict], command: str) -> str:
                     for i, r in results.items())
         + ". Test MSE after the last epoch: "
         + ", ".join(f"{i} init {r['test_mse']:.4f}" for i, r in results.items())
-        + f" (baseline {first['baseline_test']:.4f}).",
+        + f" (baseline {first['baseline_test']:.4f}). The curves above are seed 0; every seed:",
+        "",
+        *seeds_table(results),
         "",
     ]
     return "\n".join(lines)
@@ -131,6 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tiny run that only checks the script works")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 … n-1 for data, initial weights and order")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one thread each)")
     args = parser.parse_args(argv)
     if args.quick:
         size = dict(steps=10, epochs=2, batch_size=64, count=300)
@@ -138,7 +171,16 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         size = dict(steps=100, epochs=100, batch_size=32, count=3000)
         command = "python benchmarks/bptt_multiplication.py"
-    results = {init: run(**size, init=init) for init in ("torch", "keras")}
+    seeds = [0] if args.quick else list(range(args.seeds))
+    jobs = [(init, seed) for init in ("torch", "keras") for seed in seeds]
+    work = [(size, init, seed) for init, seed in jobs]
+    if args.jobs > 1 and not args.quick:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=min(args.jobs, len(jobs))) as pool:  # one thread each
+            runs = dict(zip(jobs, pool.map(_job, work)))
+    else:
+        runs = dict(zip(jobs, map(_job, work)))
+    # the curves of seed 0, and every seed's summary: one run at the edge of vanishing gradients can mislead
+    results = {init: {**runs[init, 0], "seeds": [_summary(runs[init, s], s) for s in seeds]} for init in ("torch", "keras")}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{NAME}.md").write_text(table(results, command), encoding="utf-8")
     (args.out / f"{NAME}.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

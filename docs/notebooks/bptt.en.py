@@ -177,7 +177,7 @@ assert all(torch.isfinite(torch.tensor(runs[0.1][0])))  # stayed finite
 #
 # Training at the notes' size (batch 32, 100 epochs) is too long for every site build, so we plot the per-epoch losses that
 # `benchmarks/bptt_multiplication.py` saved. Left: PyTorch's initialisation, right: Keras' initialisation.
-# With PyTorch's the validation loss never goes meaningfully below the baseline; with Keras' the model starts to learn, but the gap between training and validation loss widens.
+# With PyTorch's the validation loss never goes meaningfully below the baseline; with Keras' the training loss falls below the baseline while the validation loss ends above it: the model fits the training set without learning the rule.
 
 # %%
 full = json.loads(pathlib.Path("benchmarks/results/bptt-multiplication.json").read_text())
@@ -199,9 +199,9 @@ for init, run in full.items():
           f"best validation {min(run['val_loss']):.4f}, last {run['val_loss'][-1]:.4f}")
 # torch init: never meaningfully better than answering the mean
 assert min(torch_run["val_loss"]) > 0.95 * torch_run["baseline_val"]
-# keras init: learns, with a growing gap between training and validation
-assert keras_run["val_loss"][-1] < 0.5 * keras_run["baseline_val"]
-assert keras_run["train_loss"][-1] < keras_run["val_loss"][-1]
+# keras init: fits the training set (training loss below the baseline) but not the rule (validation above it), every seed
+assert keras_run["train_loss"][-1] < keras_run["baseline_val"] < keras_run["val_loss"][-1]
+assert all(s["last_train"] < 1 < s["last_val"] for s in keras_run["seeds"])
 
 # %% [markdown]
 # ## Multiplication problem: a fast run { #multiplication-fast }

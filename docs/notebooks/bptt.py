@@ -176,7 +176,7 @@ assert all(torch.isfinite(torch.tensor(runs[0.1][0])))  # stayed finite
 #
 # 노트와 같은 크기(배치 32, 100 에포크)의 학습은 사이트를 만들 때마다 돌리기에 길어서, `benchmarks/bptt_multiplication.py`가
 # 저장한 에포크별 손실을 그립니다. 왼쪽은 PyTorch 초기화, 오른쪽은 Keras 초기화입니다.
-# PyTorch 초기화에서는 검증 손실이 기준 모델보다 의미 있게 낮아지지 않고, Keras 초기화에서는 모델이 배우기 시작하지만 훈련 손실과 검증 손실의 차이가 벌어집니다.
+# PyTorch 초기화에서는 검증 손실이 기준 모델보다 의미 있게 낮아지지 않고, Keras 초기화에서는 훈련 손실이 기준 모델 아래로 내려가지만 검증 손실은 끝에 기준 모델보다 높습니다. 모델이 규칙을 배우지 않고 훈련 세트에 맞춰진 것입니다.
 
 # %%
 full = json.loads(pathlib.Path("benchmarks/results/bptt-multiplication.json").read_text())
@@ -198,9 +198,9 @@ for init, run in full.items():
           f"best validation {min(run['val_loss']):.4f}, last {run['val_loss'][-1]:.4f}")
 # torch init: never meaningfully better than answering the mean
 assert min(torch_run["val_loss"]) > 0.95 * torch_run["baseline_val"]
-# keras init: learns, with a growing gap between training and validation
-assert keras_run["val_loss"][-1] < 0.5 * keras_run["baseline_val"]
-assert keras_run["train_loss"][-1] < keras_run["val_loss"][-1]
+# keras init: fits the training set (training loss below the baseline) but not the rule (validation above it), every seed
+assert keras_run["train_loss"][-1] < keras_run["baseline_val"] < keras_run["val_loss"][-1]
+assert all(s["last_train"] < 1 < s["last_val"] for s in keras_run["seeds"])
 
 # %% [markdown]
 # ## 곱셈 문제: 빠른 실행 { #multiplication-fast }
