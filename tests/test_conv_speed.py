@@ -87,14 +87,17 @@ def test_the_pages_claims_hold_in_the_committed_full_run():
     rows = {row["T"]: row for row in run["rows"]}
     ms = {T: row["median_ms"] for T, row in rows.items()}
     for T, row in rows.items():
-        # faster at every length, but on 2 CPU cores not by an order of magnitude
+        # slower than nn.Conv1d at every length, but on 2 CPU cores not by an order of magnitude
         assert 1 < row["ratio"]["lstm/conv_torch"] < 5, f"LSTM / nn.Conv1d at T = {T}: {row['ratio']}"
-        assert row["ratio"]["lstm/conv"] > 1, f"the LSTM is not slower than the lesson's Conv1D at T = {T}"
+        # the lesson's Conv1d: about as fast as the LSTM up to 100 steps, faster from 200 on
+        if T <= 100:
+            assert 0.9 < row["ratio"]["lstm/conv"] < 1.2, f"LSTM / Conv1d at T = {T}: {row['ratio']}"
+        else:
+            assert row["ratio"]["lstm/conv"] > 1.1, f"LSTM / Conv1d at T = {T}: {row['ratio']}"
     ratios = [row["ratio"]["lstm/conv_torch"] for row in rows.values()]
-    assert (round(min(ratios), 1), round(max(ratios), 1)) == (1.2, 2.7)  # the page: "1.2 to 2.7 times"
+    assert (round(min(ratios), 1), round(max(ratios), 1)) == (1.2, 3.4)  # the page: "1.2 to 3.4 times"
     assert all(ms[T]["conv"] > ms[T]["conv_torch"] for T in ms if T >= 100)  # unfold copies the windows
     for name in ("lstm", "conv", "conv_torch"):  # both kinds grow about in proportion to T (16x here)
         assert 8 < ms[1600][name] / ms[100][name] < 64, name
-    # subnormal floats: no effect while the gradient is still normal, several times slower from T = 200
-    assert all(ms[T]["lstm_subnormal"] < 1.3 * ms[T]["lstm"] for T in (25, 50, 100))
-    assert ms[200]["lstm_subnormal"] > 3 * ms[200]["lstm"]
+    # subnormal floats cost nothing measurable on the CPU that made the committed table (the page says so)
+    assert all(0.8 < ms[T]["lstm_subnormal"] / ms[T]["lstm"] < 1.25 for T in ms)

@@ -102,7 +102,7 @@ assert float(maps["early"].max()) == float(maps["late"].max())
 # ## Speed { #speed }
 #
 # The medians that `benchmarks/conv_speed.py` saved in `benchmarks/results/conv-speed.json`, on log scales for both axes.
-# Both kinds grow about in proportion to $T$; only the LSTM that keeps subnormal floats (subnormals kept) jumps at 200 steps.
+# Both kinds grow about in proportion to $T$; on the CPU that made this table the LSTM that keeps subnormal floats (subnormals kept) runs as fast as the other.
 
 # %%
 speed = json.loads(pathlib.Path("benchmarks/results/conv-speed.json").read_text())

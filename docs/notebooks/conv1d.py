@@ -102,7 +102,7 @@ assert float(maps["early"].max()) == float(maps["late"].max())
 # ## 속도 { #speed }
 #
 # `benchmarks/conv_speed.py`가 저장한 `benchmarks/results/conv-speed.json`의 중앙값입니다. 두 축 모두 로그 눈금입니다.
-# 두 종류 모두 시간이 $T$에 거의 비례해 늘고, 비정규 수를 그대로 둔 LSTM(subnormals kept)만 200시점에서 크게 뛰어오릅니다.
+# 두 종류 모두 시간이 $T$에 거의 비례해 늘고, 이 표를 만든 CPU에서는 비정규 수를 그대로 둔 LSTM(subnormals kept)도 다른 LSTM과 같은 속도입니다.
 
 # %%
 speed = json.loads(pathlib.Path("benchmarks/results/conv-speed.json").read_text())
