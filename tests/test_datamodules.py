@@ -289,5 +289,5 @@ def test_ddp_spawn_with_length_buckets(tmp_path):
     data.setup()
     pl.seed_everything(0, verbose=False)
     model = Embedded(len(data.words), 4, ManyToMany(nn.GRU(4, 8, batch_first=True), len(data.words)))
-    trainer = _fit(RNNSystem(model), data, strategy="ddp_spawn", devices=2, default_root_dir=tmp_path)
+    trainer = lk.spawned(lambda: _fit(RNNSystem(model), data, strategy="ddp_spawn", devices=2, default_root_dir=tmp_path))
     assert torch.isfinite(trainer.callback_metrics["val_loss"])

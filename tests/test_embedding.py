@@ -346,7 +346,7 @@ def test_ddp_spawn_two_processes_equal_one_with_the_stream(tmp_path):
         t = lk.trainer(max_epochs=1, **kwargs)
         return lk._fit(t, _w2v_system(sparse=False), DataLoader(_stream(seed=2), batch_size=None),
                        DataLoader(_stream(seed=1), batch_size=None)).callback_metrics["val_loss"]
-    one, two = run(), run(strategy="ddp_spawn", devices=2, default_root_dir=tmp_path)
+    one, two = run(), lk.spawned(lambda: run(strategy="ddp_spawn", devices=2, default_root_dir=tmp_path))
     assert abs(float(one) - float(two)) <= 1e-4 * max(1.0, abs(float(one))), (float(one), float(two))
 
 
