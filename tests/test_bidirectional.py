@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_checks as lk
+from claims import check_quoted, committed
 from lessons import bidirectional
 from lessons.bidirectional import Bidirectional, Reversed, Tagger, TaggerSystem, toy_tagging
 from lessons.rnn import RNN
@@ -251,21 +252,16 @@ def test_benchmark_quick_mode_writes_the_committed_table_formats(tmp_path):
         assert quick == _table_shape((ROOT / "benchmarks" / "results" / name).read_text(encoding="utf-8")), name
 
 
-@pytest.mark.slow
-def test_benchmark_full_run_regenerates_the_tables(tmp_path):
-    results = _benchmark().main(["--lesson", "bidirectional", "--fresh", "--out", str(tmp_path)])
-    assert results["gru_reversed"]["val_mae_best"] > results["gru"]["val_mae_best"]
-
-
-def test_the_pages_claims_hold_in_the_committed_full_runs():
-    runs = json.loads((ROOT / "benchmarks" / "results" / "forecast-curves.json").read_text(encoding="utf-8"))
+def _check_claims(runs, tol=None):
+    """The page's numbers (``tol=None``: as rounded there) and conclusions, for a run's results."""
     base = runs["common_sense"]
     gru, back, both = runs["gru"], runs["gru_reversed"], runs["bigru"]
     # the numbers the page quotes, rounded as in the table
     quoted = {("gru_reversed", "val_mae_best"): 2.98, ("gru_reversed", "test_mae"): 3.86, ("gru", "val_mae_best"): 2.40,
               ("gru", "test_mae"): 3.42, ("bigru", "val_mae_best"): 2.33, ("bigru", "test_mae"): 3.71}
-    assert {key: round(runs[key[0]][key[1]], 2) for key in quoted} == quoted
-    assert (round(base["val"], 2), round(base["test"], 2), both["best_epoch"]) == (2.51, 4.00, 2)
+    quoted |= {("common_sense", "val"): 2.51, ("common_sense", "test"): 4.00}
+    check_quoted({key: runs[key[0]][key[1]] for key in quoted}, quoted, tol)
+    assert both["best_epoch"] == 2 or tol is not None
     # reading backwards: worse than forward on both splits, worse than common sense on validation,
     # a little better than it on the winter test set
     assert back["val_mae_best"] > gru["val_mae_best"] and back["test_mae"] > gru["test_mae"]
@@ -280,3 +276,13 @@ def test_the_pages_claims_hold_in_the_committed_full_runs():
     for split in ("val_acc", "test_acc"):
         assert min(tags["forward"][split], tags["backward"][split]) > tags["majority"][split]
         assert tags["both"][split] > max(tags["forward"][split], tags["backward"][split])
+
+
+def test_the_pages_claims_hold_in_the_committed_full_runs():
+    _check_claims(committed("forecast-curves.json"))
+
+
+@pytest.mark.slow
+def test_the_pages_claims_hold_in_a_fresh_full_run(tmp_path):
+    _benchmark().main(["--lesson", "bidirectional", "--fresh", "--out", str(tmp_path)])
+    _check_claims(json.loads((tmp_path / "forecast-curves.json").read_text(encoding="utf-8")), tol=0.05)

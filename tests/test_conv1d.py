@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_checks as lk
+from claims import check_quoted, committed
 from lessons import conv1d
 from lessons.conv1d import (
     Conv1d,
@@ -486,15 +487,15 @@ def test_text_quick_mode_writes_the_committed_table_format(tmp_path):
             assert len(run["history"]["val_acc"]) == run["epochs"] == 1 and run["best_epoch"] == 1
 
 
-def test_the_forecasting_claims_hold_in_the_committed_runs():
-    runs = json.loads((RESULTS / "forecast-curves.json").read_text())
+def _check_forecasting_claims(runs, tol=None):
+    """The page's numbers (``tol=None``: as rounded there) and conclusions, for a run's results."""
     base, conv, hybrid, lstm = runs["common_sense"], runs["conv"], runs["cnn_lstm"], runs["lstm"]
     # the numbers the page quotes, rounded as in the table
     quoted = {("conv", "test_mae"): 4.55, ("conv", "train_mae_last"): 1.02, ("conv", "val_mae_best"): 3.02,
               ("cnn_lstm", "test_mae"): 3.70, ("cnn_lstm", "val_mae_best"): 2.93,
               ("lstm", "val_mae_best"): 2.61, ("lstm", "test_mae"): 3.46}
-    assert {key: round(runs[key[0]][key[1]], 2) for key in quoted} == quoted
-    assert (round(base["val"], 2), round(base["test"], 2)) == (2.51, 4.00)
+    quoted |= {("common_sense", "val"): 2.51, ("common_sense", "test"): 4.00}
+    check_quoted({key: runs[key[0]][key[1]] for key in quoted}, quoted, tol)
     # the convnet: worse than common sense on test (and on validation at every epoch), with one of the lowest training MAEs
     assert conv["test_mae"] > base["test"] and min(conv["history"]["val_mae"]) > base["val"]
     assert conv["train_mae_last"] < min(lstm["train_mae_last"], hybrid["train_mae_last"], runs["gru"]["train_mae_last"])
@@ -504,20 +505,20 @@ def test_the_forecasting_claims_hold_in_the_committed_runs():
     # none of the three beats common sense on validation; the LSTM and the hybrid peak at epoch 3, then overfit
     assert min(r["val_mae_best"] for r in (conv, hybrid, lstm)) > base["val"]
     for run in (lstm, hybrid):
-        assert run["best_epoch"] == 3 and run["val_mae_last"] > run["val_mae_best"]
+        assert (run["best_epoch"] == 3 or tol is not None) and run["val_mae_last"] > run["val_mae_best"]
         assert run["train_mae_last"] < run["history"]["train_mae"][run["best_epoch"] - 1]
     # the page draws no speed conclusion from the seconds per epoch; it only lists them
     assert all(r["seconds_per_epoch"] > 0 for r in (conv, hybrid, lstm))
 
 
-def test_the_text_claims_hold_in_the_committed_run():
-    run = json.loads((RESULTS / "conv-text.json").read_text())
+def _check_text_claims(run, tol=None):
+    """The page's numbers (``tol=None``: as rounded there) and conclusions, for a run's results."""
     assert run["quick"] is False and run["epochs"] == 30
     acc = {(T, kind): r["test_acc"] for T, runs in run["runs"].items() for kind, r in runs.items()}
     sec = {(T, kind): r["seconds_per_epoch"] for T, runs in run["runs"].items() for kind, r in runs.items()}
     quoted = {("100", "conv"): 0.816, ("400", "conv"): 0.874, ("100", "lstm"): 0.704, ("400", "lstm"): 0.368,
               ("100", "hybrid"): 0.865, ("400", "hybrid"): 0.897}  # the numbers the page quotes
-    assert {key: round(acc[key], 3) for key in quoted} == quoted
+    check_quoted({key: acc[key] for key in quoted}, quoted, tol, digits=3)
     for T in ("100", "400"):
         assert acc[T, "hybrid"] > acc[T, "conv"] > acc[T, "lstm"] > run["majority_test_acc"]
         assert max(sec[T, k] for k in ("conv", "hybrid", "lstm")) < 1.5 * min(sec[T, k] for k in ("conv", "hybrid", "lstm"))
@@ -526,18 +527,21 @@ def test_the_text_claims_hold_in_the_committed_run():
     assert sum(r["best_epoch"] >= 25 for runs in run["runs"].values() for r in runs.values()) >= 5
 
 
+def test_the_forecasting_claims_hold_in_the_committed_runs():
+    _check_forecasting_claims(committed("forecast-curves.json"))
+
+
+def test_the_text_claims_hold_in_the_committed_run():
+    _check_text_claims(committed("conv-text.json"))
+
+
 @pytest.mark.slow
 def test_forecasting_full_run_regenerates_the_rows(tmp_path):
-    results = _load("forecasting").main(["--lesson", "conv1d", "--fresh", "--out", str(tmp_path)])
-    committed = json.loads((RESULTS / "forecast-curves.json").read_text())
-    for name in ("lstm", "conv", "cnn_lstm"):
-        assert results[name]["val_mae_best"] == pytest.approx(committed[name]["val_mae_best"], abs=1e-6)
+    _load("forecasting").main(["--lesson", "conv1d", "--fresh", "--out", str(tmp_path)])
+    _check_forecasting_claims(json.loads((tmp_path / "forecast-curves.json").read_text()), tol=0.05)
 
 
 @pytest.mark.slow
 def test_text_full_run_regenerates_the_table(tmp_path):
-    result = _load("conv_text").main(["--out", str(tmp_path)])
-    committed = json.loads((RESULTS / "conv-text.json").read_text())
-    for T, runs in committed["runs"].items():
-        for kind, run in runs.items():
-            assert result["runs"][T][kind]["test_acc"] == pytest.approx(run["test_acc"], abs=1e-6)
+    _load("conv_text").main(["--out", str(tmp_path)])
+    _check_text_claims(json.loads((tmp_path / "conv-text.json").read_text()), tol=0.03)

@@ -426,9 +426,22 @@ def test_speed_script_measures_and_formats(tmp_path):
 def test_full_multiplication_run_reproduces_the_committed_conclusion(tmp_path):
     import gated_multiplication
 
-    result = gated_multiplication.main(["--out", str(tmp_path)])
+    _check_gated_claims(gated_multiplication.main(["--out", str(tmp_path)]))
+
+
+def _check_gated_claims(result):
+    """What the LSTM and GRU pages say about the table: the RNN stays at the baseline, the gated layers go far below."""
     best = {name: min(run["val_mse"]) / result["baseline_val_mse"] for name, run in result["models"].items()}
     assert best["LSTM"] < 0.1 and best["GRU"] < 0.1 and best["RNN"] > 0.9
+    assert len(result["models"]["RNN"]["val_mse"]) == 100
+
+
+def test_committed_gated_run_shows_what_the_pages_say():
+    import gated_multiplication
+
+    result = json.loads((RESULTS / "gated-multiplication.json").read_text())
+    _check_gated_claims(result)
+    assert (RESULTS / "gated-multiplication.md").read_text() == gated_multiplication.table(result, result["command"])
 
 
 @pytest.mark.slow
@@ -437,4 +450,5 @@ def test_full_text_run_reproduces_the_committed_accuracy(tmp_path):
 
     result = lstm_text.main(["--out", str(tmp_path)])
     committed = json.loads((RESULTS / "lstm-bbc-news.json").read_text())
-    assert result["test_acc"] == committed["test_acc"]  # seeded, one thread: identical run to run
+    assert result["test_acc"] == pytest.approx(committed["test_acc"], abs=0.03)  # seeded; other CPUs round differently
+    assert result["test_acc"] > 3 * result["majority_test_acc"]  # what the page says

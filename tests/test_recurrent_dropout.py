@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_checks as lk
+from claims import check_quoted, committed
 from lessons import recurrent_dropout
 from lessons.datasets import weather_forecast
 from lessons.recurrent_dropout import Dense, Forecaster, ForecastSystem, RecurrentDropout, sequence_mask
@@ -303,18 +304,8 @@ def test_benchmark_quick_mode_writes_the_committed_table_format(tmp_path):
         assert quick == committed, name
 
 
-@pytest.mark.slow
-def test_benchmark_full_run_regenerates_the_tables(tmp_path):
-    results = _benchmark().main(["--lesson", "recurrent_dropout", "--fresh", "--out", str(tmp_path)])
-    assert results["gru_dropout_per_step"]["val_mae_best"] > results["gru_dropout"]["val_mae_best"]
-
-
-def _full_runs():
-    return json.loads((ROOT / "benchmarks" / "results" / "forecast-curves.json").read_text(encoding="utf-8"))
-
-
-def test_the_pages_claims_hold_in_the_committed_full_runs():
-    runs = _full_runs()
+def _check_claims(runs, tol=None):
+    """The page's numbers (``tol=None``: as rounded there) and conclusions, for a run's results."""
     base = runs["common_sense"]
     dense, gru, drop, step, lstm = (runs[n] for n in ("dense", "gru", "gru_dropout", "gru_dropout_per_step", "lstm_dropout"))
     rows = [dense, gru, drop, step, lstm]
@@ -325,9 +316,10 @@ def test_the_pages_claims_hold_in_the_committed_full_runs():
               ("gru_dropout", "test_mae"): 3.49, ("gru_dropout_per_step", "val_mae_best"): 4.87,
               ("gru_dropout_per_step", "train_mae_last"): 2.58, ("lstm_dropout", "val_mae_best"): 2.45,
               ("lstm_dropout", "test_mae"): 3.35}
-    assert {key: round(runs[key[0]][key[1]], 2) for key in quoted} == quoted
-    assert round(base["val"], 2) == 2.51
-    assert (gru["best_epoch"], gru["epochs"], drop["best_epoch"], drop["epochs"]) == (4, 20, 23, 30)
+    quoted[("common_sense", "val")] = 2.51
+    check_quoted({key: runs[key[0]][key[1]] for key in quoted}, quoted, tol)
+    assert (gru["epochs"], drop["epochs"]) == (20, 30)
+    assert (gru["best_epoch"], drop["best_epoch"]) == (4, 23) or tol is not None  # the page names them
     assert (lstm["parameters"], gru["parameters"]) == (5409, 4065)
     assert lstm["parameters"] - 4 * 32 == 4 * (32 * 8 + 32 * 32 + 32) + 33  # Keras's LSTM(32), one bias, + the output layer
     # the dense model memorises: lowest training MAE, validation worse than common sense
@@ -351,7 +343,7 @@ def test_the_pages_claims_hold_in_the_committed_full_runs():
     # the best model on validation is 9% better than common sense there; the test gain is larger
     gain_val = 1 - drop["val_mae_best"] / base["val"]
     gain_test = 1 - drop["test_mae"] / base["test"]
-    assert round(100 * gain_val) == 9 and gain_test > gain_val
+    assert (round(100 * gain_val) == 9 or tol is not None and abs(100 * gain_val - 9) < 2) and gain_test > gain_val
     # the published Jena reference quoted on the page: about 7% (baseline 2.44 / 2.62, best 2.27 / 2.45)
     assert round(1 - 2.27 / 2.44, 2) == 0.07 and round(1 - 2.45 / 2.62, 2) == 0.06
     # speed: the only claim is the order, per-step masks cost more than one mask per sequence
@@ -359,3 +351,13 @@ def test_the_pages_claims_hold_in_the_committed_full_runs():
     for cell in ("gru", "lstm"):
         assert speed[cell, "per_step"]["ms"] > speed[cell, "per_sequence"]["ms"]
         assert speed[cell, "per_step"]["ratio"] > speed[cell, "per_sequence"]["ratio"]
+
+
+def test_the_pages_claims_hold_in_the_committed_full_runs():
+    _check_claims(committed("forecast-curves.json"))
+
+
+@pytest.mark.slow
+def test_the_pages_claims_hold_in_a_fresh_full_run(tmp_path):
+    _benchmark().main(["--lesson", "recurrent_dropout", "--fresh", "--out", str(tmp_path)])
+    _check_claims(json.loads((tmp_path / "forecast-curves.json").read_text(encoding="utf-8")), tol=0.05)

@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_checks as lk
+from claims import check_quoted, committed
 from lessons import stacking
 from lessons.recurrent_dropout import RecurrentDropout
 from lessons.rnn import RNN
@@ -203,21 +204,16 @@ def test_benchmark_quick_mode_writes_the_committed_table_format(tmp_path):
     assert results["stacked_gru"]["train_mae_last"] < 20  # recurrent dropout 0.5 on a GRU stays finite
 
 
-@pytest.mark.slow
-def test_benchmark_full_run_regenerates_the_table(tmp_path):
-    results = _benchmark().main(["--lesson", "stacking", "--fresh", "--out", str(tmp_path)])
-    assert results["stacked_gru"]["parameters"] > results["gru_dropout"]["parameters"]
-
-
-def test_the_pages_claims_hold_in_the_committed_full_runs():
-    runs = json.loads((ROOT / "benchmarks" / "results" / "forecast-curves.json").read_text(encoding="utf-8"))
+def _check_claims(runs, tol=None):
+    """The page's numbers (``tol=None``: as rounded there) and conclusions, for a run's results."""
     stacked, gru, drop, base = runs["stacked_gru"], runs["gru"], runs["gru_dropout"], runs["common_sense"]
     # the numbers the page quotes, rounded as in the table
     quoted = {("stacked_gru", "val_mae_best"): 2.30, ("stacked_gru", "val_mae_last"): 5.83,
               ("stacked_gru", "train_mae_last"): 2.80, ("stacked_gru", "test_mae"): 3.71,
               ("gru_dropout", "val_mae_best"): 2.29, ("gru_dropout", "test_mae"): 3.49, ("gru", "test_mae"): 3.42}
-    assert {key: round(runs[key[0]][key[1]], 2) for key in quoted} == quoted
-    assert (stacked["parameters"], gru["parameters"], stacked["best_epoch"]) == (22913, 4065, 4)
+    check_quoted({key: runs[key[0]][key[1]] for key in quoted}, quoted, tol)
+    assert (stacked["parameters"], gru["parameters"]) == (22913, 4065)
+    assert stacked["best_epoch"] == 4 or tol is not None  # the page names it
     # more than five times the parameters, but no better than one GRU layer with dropout, and worse on test
     assert stacked["parameters"] > 5 * gru["parameters"]
     assert stacked["val_mae_best"] >= drop["val_mae_best"]
@@ -229,3 +225,13 @@ def test_the_pages_claims_hold_in_the_committed_full_runs():
     assert stacked["train_mae_last"] == min(history["train_mae"][stacked["best_epoch"]:])
     # the last epoch's model, without the checkpoint, is more than twice as bad as common sense on validation
     assert stacked["val_mae_last"] > 2 * base["val"]
+
+
+def test_the_pages_claims_hold_in_the_committed_full_runs():
+    _check_claims(committed("forecast-curves.json"))
+
+
+@pytest.mark.slow
+def test_the_pages_claims_hold_in_a_fresh_full_run(tmp_path):
+    _benchmark().main(["--lesson", "stacking", "--fresh", "--out", str(tmp_path)])
+    _check_claims(json.loads((tmp_path / "forecast-curves.json").read_text(encoding="utf-8")), tol=0.05)
