@@ -188,7 +188,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     lk.check_resume(_system, loader, loader, tmp_path)
 
 
-def test_ddp_spawn_two_processes_equal_one(tmp_path):
+def test_ddp_two_processes_equal_one(tmp_path):
     # equal lengths: DDP averages the processes' means, equal only when they hold as many tokens
     lk.check_ddp(_system, TensorDataset(*toy_tagging(N=16, T=6, min_length=6)), batch_size=8, tmp_path=tmp_path)
 

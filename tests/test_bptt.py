@@ -497,7 +497,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     lk.check_resume(_system, loader, loader, tmp_path)
 
 
-def test_ddp_spawn_two_processes_equal_one(tmp_path):
+def test_ddp_two_processes_equal_one(tmp_path):
     lk.check_ddp(_system, _windows(), batch_size=8, tmp_path=tmp_path)
 
 

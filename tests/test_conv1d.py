@@ -376,7 +376,7 @@ def test_resume_equals_uninterrupted(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["forecast", "text"])
-def test_ddp_spawn_two_processes_equal_one(name, tmp_path):
+def test_ddp_two_processes_equal_one(name, tmp_path):
     make, data, _ = SYSTEMS[name]
     lk.check_ddp(make, data(), batch_size=8, tmp_path=tmp_path)
 

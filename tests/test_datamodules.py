@@ -284,10 +284,10 @@ def test_trainer_fits_tagging_and_forecasting():
     assert float(trainer.callback_metrics["val_mae"]) * weather.temp_std > 0  # a normalised MAE, in °C
 
 
-def test_ddp_spawn_with_length_buckets(tmp_path):
+def test_ddp_with_length_buckets(tmp_path):
     data = ds.Word2VecCorpusData("lee", steps=8, batch_size=8, bucket=4)
     data.setup()
     pl.seed_everything(0, verbose=False)
     model = Embedded(len(data.words), 4, ManyToMany(nn.GRU(4, 8, batch_first=True), len(data.words)))
-    trainer = lk.spawned(lambda: _fit(RNNSystem(model), data, strategy="ddp_spawn", devices=2, default_root_dir=tmp_path))
+    trainer = lk.spawned(lambda: _fit(RNNSystem(model), data, strategy="ddp_fork", devices=2, default_root_dir=tmp_path))
     assert torch.isfinite(trainer.callback_metrics["val_loss"])

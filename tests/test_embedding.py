@@ -335,18 +335,18 @@ def test_system_sets_the_stream_epoch_at_each_epoch_start(tmp_path):
     assert seen[-1] == 2  # epoch 1 was drawn (the counter moved on to 2)
 
 
-def test_ddp_spawn_two_processes_equal_one_with_a_fixed_set(tmp_path):
+def test_ddp_two_processes_equal_one_with_a_fixed_set(tmp_path):
     lk.check_ddp(lambda: _w2v_system(sparse=False), _fixed(), batch_size=8, tmp_path=tmp_path)
 
 
-def test_ddp_spawn_two_processes_equal_one_with_the_stream(tmp_path):
+def test_ddp_two_processes_equal_one_with_the_stream(tmp_path):
     """The IterableDataset shards itself: 2 ranks × half of every batch == 1 process × the whole batch.
     Seeds chosen so every batch is full (80 training examples at epoch 0, 80 validation examples at epoch 1)."""
     def run(**kwargs):
         t = lk.trainer(max_epochs=1, **kwargs)
         return lk._fit(t, _w2v_system(sparse=False), DataLoader(_stream(seed=2), batch_size=None),
                        DataLoader(_stream(seed=1), batch_size=None)).callback_metrics["val_loss"]
-    one, two = run(), lk.spawned(lambda: run(strategy="ddp_spawn", devices=2, default_root_dir=tmp_path))
+    one, two = run(), lk.spawned(lambda: run(strategy="ddp_fork", devices=2, default_root_dir=tmp_path))
     assert abs(float(one) - float(two)) <= 1e-4 * max(1.0, abs(float(one))), (float(one), float(two))
 
 

@@ -219,8 +219,14 @@ def test_resume_equals_uninterrupted(tmp_path):
     lk.check_resume(_window_system, loader, loader, tmp_path)
 
 
-def test_ddp_spawn_two_processes_equal_one(tmp_path):
+def test_ddp_two_processes_equal_one(tmp_path):
     lk.check_ddp(_window_system, _windows(), batch_size=8, tmp_path=tmp_path)
+
+
+def test_ddp_spawn_end_to_end(tmp_path):
+    """The one check with ``ddp_spawn`` itself (workers start afresh and receive the pickled system);
+    every other system's DDP check forks its workers (tests/lightning_checks.py says why)."""
+    lk.check_ddp(_window_system, _windows(), batch_size=8, tmp_path=tmp_path, strategy="ddp_spawn")
 
 
 def test_bf16_mixed_on_cpu():
