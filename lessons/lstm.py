@@ -2,10 +2,8 @@ r"""Long short-term memory (LSTM), written from its equations, a drop-in for ``t
 
 A cell state $c_t = f_t \odot c_{t-1} + i_t \odot g_t$ next to $h_t = o_t \odot \tanh(c_t)$, gates i, f, o and
 candidate g side by side in PyTorch's order (row vectors; N batch, T steps, D inputs, H hidden units, C outputs).
-`LSTMCell`, `LSTM`: torch.nn's arguments, inputs and outputs; `cell_backward`: one step's backward by hand;
-`ManyToOne`, `LSTMClassifier`: heads on any layer; `LSTMSystem` trains them (stdlib, torch, Lightning, torchmetrics).
-To run: ``python lessons/lstm.py fit`` (multiplication problem, T = 30), ``fit --help``, ``fit --print_config``.
-"""
+`LSTMCell`, `LSTM` (torch.nn's interface), `cell_backward` (one step by hand), heads on any layer, `LSTMSystem`.
+To run: ``python lessons/lstm.py fit`` (multiplication problem, T = 30), ``fit --help``, ``fit --print_config``."""
 
 from __future__ import annotations
 
@@ -192,8 +190,7 @@ class LSTM(nn.Module):
             raise ValueError(f"expected hx = (h_0, c_0), a tuple of two tensors, got {type(hx).__name__}")
         shape = ((2 if self.bidirectional else 1) * self.num_layers, x.shape[1], self.hidden_size)
         if hx is None:
-            return _map(lambda s: s.expand(shape[0], -1, -1), _map(lambda s: s[None],
-                                                                   self.cells[0].initial_state(shape[1], x)))
+            return _map(lambda s: s[None].expand(shape[0], -1, -1), self.cells[0].initial_state(shape[1], x))
         hx = _map(lambda s: s.unsqueeze(1) if unbatched and isinstance(s, torch.Tensor) and s.dim() == 2 else s, hx)
         for s in hx if isinstance(hx, tuple) else (hx,):
             if not isinstance(s, torch.Tensor) or tuple(s.shape) != shape:
@@ -296,9 +293,8 @@ class LSTMSystem(pl.LightningModule):
         else:
             loss = F.mse_loss(out, y.view_as(out))
             self.metrics[f"{stage}_metric"].update(out, y.view_as(out))
-        name = "acc" if self.hparams.task == "classification" else "mse"
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
-        self.log(f"{stage}_{name}", self.metrics[f"{stage}_metric"], prog_bar=True, on_step=False, on_epoch=True)
+        self.log(f"{stage}_{'acc' if self.hparams.task == 'classification' else 'mse'}", self.metrics[f"{stage}_metric"], prog_bar=True, on_step=False, on_epoch=True)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -318,16 +314,20 @@ class LSTMSystem(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 # --8<-- [end:system]
 
-def multiplication_data(count: int = 3000, steps: int = 30, batch_size: int = 64, seed: int = 0) -> pl.LightningDataModule:
-    """The notes' multiplication problem (``lessons.datasets.multiplication_problem``) as a data module: steps of
-    [marker, value], two marked, the target is their product; 80% trains, 20% validates."""
-    g = torch.Generator().manual_seed(seed)
-    values = torch.rand(count, steps, generator=g)  # (N, T)
-    marks = torch.rand(count, steps, generator=g).argsort(dim=1)[:, :2].sort(dim=1).values  # (N, 2)
-    x = torch.stack([torch.zeros(count, steps).scatter_(1, marks, 1.0), values], dim=-1)  # (N, T, 2)
-    data = torch.utils.data.TensorDataset(x, values.gather(1, marks).prod(dim=1, keepdim=True))  # y (N, 1)
-    train, val = torch.utils.data.random_split(data, [0.8, 0.2], generator=g)
-    return pl.LightningDataModule.from_datasets(train, val, batch_size=batch_size)
+class MultiplicationProblem(pl.LightningDataModule):
+    """The notes' multiplication problem: steps [marker, value] (N, T, 2), two marked → their product (N, 1); 80/20."""
+    def __init__(self, count: int = 3000, steps: int = 30, batch_size: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        g, self.batch_size = torch.Generator().manual_seed(seed), batch_size
+        values = torch.rand(count, steps, generator=g)  # (N, T)
+        marks = torch.rand(count, steps, generator=g).argsort(dim=1)[:, :2].sort(dim=1).values  # (N, 2)
+        x = torch.stack([torch.zeros(count, steps).scatter_(1, marks, 1.0), values], dim=-1)  # (N, T, 2)
+        data = torch.utils.data.TensorDataset(x, values.gather(1, marks).prod(dim=1, keepdim=True))  # y (N, 1)
+        self.parts = torch.utils.data.random_split(data, [0.8, 0.2], generator=g)  # train, validation
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self.parts[0], batch_size=self.batch_size, shuffle=True)
+    def val_dataloader(self):
+        return torch.utils.data.DataLoader(self.parts[1], batch_size=self.batch_size)
 
 def main(args: list[str] | None = None) -> None:
     """``LightningCLI`` over `LSTMSystem` and any data module; the defaults learn the multiplication problem."""
@@ -343,7 +343,7 @@ def main(args: list[str] | None = None) -> None:
             self.model.hparams["model"] = self.config_dump["model"]["model"]
 
     warnings.filterwarnings("ignore", message=".*LeafSpec.*|.*pin_memory.*")  # Lightning vs torch 2.13: not ours
-    CLI(LSTMSystem, multiplication_data, seed_everything_default=0, args=args)
+    CLI(LSTMSystem, MultiplicationProblem, seed_everything_default=0, args=args)
 
 if __name__ == "__main__":  # run the importable module's main: the classes a checkpoint names must import again
     import importlib, pathlib  # noqa: E401

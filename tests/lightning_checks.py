@@ -20,9 +20,14 @@ inside the factory) and small data. They use only public Lightning API:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import logging
 import pickle
+import runpy
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -202,3 +207,26 @@ def check_swap(system: nn.Module, replacements: dict, inputs: tuple, atol: float
     assert shared or ga, "no gradient to compare"
     for name in shared:
         torch.testing.assert_close(nb[name], na[name], atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
+
+
+def run_script(script, *args: str) -> subprocess.CompletedProcess:
+    """``python <script> <args>``, run in this process: the file executes as ``__main__`` with its
+    folder first on ``sys.path``, as the interpreter would run it, without starting a new interpreter
+    and importing torch and Lightning again (several seconds per call). Returns what
+    ``subprocess.run(..., capture_output=True, text=True)`` would."""
+    script = Path(script)
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    saved_argv, saved_path, saved_modules = sys.argv[:], sys.path[:], set(sys.modules)
+    sys.argv, sys.path[:0] = [str(script), *args], [str(script.parent)]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if not isinstance(exit_.code, int) and exit_.code is not None:
+            err.write(str(exit_.code))
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        if script.stem not in saved_modules:  # the module the __main__ block imported by its file name
+            sys.modules.pop(script.stem, None)
+    return subprocess.CompletedProcess([sys.executable, str(script), *args], code, out.getvalue(), err.getvalue())

@@ -213,8 +213,7 @@ def test_command_line_help_and_config(tmp_path):
     import subprocess
     import sys
 
-    run = lambda *a: subprocess.run([sys.executable, bidirectional.__file__, *a],  # noqa: E731
-                                    capture_output=True, text=True, cwd=tmp_path)
+    run = lambda *a: lk.run_script(bidirectional.__file__, *a)  # noqa: E731
     help_text = run("fit", "--help")
     assert help_text.returncode == 0 and "--model.model" in help_text.stdout
     config = run("fit", "--print_config").stdout

@@ -417,8 +417,7 @@ def test_command_line_help_and_config(tmp_path):
     import subprocess
     import sys
 
-    run = lambda *a: subprocess.run([sys.executable, conv1d.__file__, *a], capture_output=True, text=True,  # noqa: E731
-                                    cwd=tmp_path)
+    run = lambda *a: lk.run_script(conv1d.__file__, *a)  # noqa: E731
     help_text = run("fit", "--help")
     assert help_text.returncode == 0 and "--model" in help_text.stdout and "--trainer.max_epochs" in help_text.stdout
     system_help = run("fit", "--model.help", "conv1d.ForecastSystem")  # the script is both __main__ and conv1d

@@ -383,7 +383,7 @@ def test_system_uses_adam_for_dense_tables():
 
 def test_command_line_help_and_config(tmp_path):
     script = Path(embedding.__file__)
-    run = lambda *a: subprocess.run([sys.executable, str(script), *a], capture_output=True, text=True, cwd=tmp_path)  # noqa: E731
+    run = lambda *a: lk.run_script(str(script), *a)  # noqa: E731
     help_text = run("fit", "--help")
     assert help_text.returncode == 0 and "--model.model" in help_text.stdout and "--data.corpus" in help_text.stdout
     config = run("fit", "--print_config")

@@ -253,7 +253,7 @@ def test_command_line_help_and_config(tmp_path):
     from pathlib import Path
 
     script = Path(gru.__file__)
-    run = lambda *a: subprocess.run([sys.executable, str(script), *a], capture_output=True, text=True, cwd=tmp_path)  # noqa: E731
+    run = lambda *a: lk.run_script(str(script), *a)  # noqa: E731
     help_text = run("fit", "--help")
     assert help_text.returncode == 0 and "--model.model" in help_text.stdout and "--trainer.max_epochs" in help_text.stdout
     config = run("fit", "--print_config")

@@ -197,7 +197,7 @@ def test_accuracy_ignores_padded_targets():
 @pytest.mark.filterwarnings("ignore:.*pin_memory")
 def test_short_multiplication_problem_learns_and_is_reproducible():
     """T = 10 in a few seconds: far below the baseline that predicts the mean (the page does T = 100)."""
-    data = lstm.multiplication_data(count=1200, steps=10, batch_size=50)
+    data = lstm.MultiplicationProblem(count=1200, steps=10, batch_size=50)
     val_y = torch.stack([y for _, y in data.val_dataloader().dataset])
     losses = []
     for _ in range(2):
@@ -289,7 +289,7 @@ def test_command_line_help_and_config(tmp_path):
     from pathlib import Path
 
     script = Path(lstm.__file__)
-    run = lambda *a: subprocess.run([sys.executable, str(script), *a], capture_output=True, text=True, cwd=tmp_path)  # noqa: E731
+    run = lambda *a: lk.run_script(str(script), *a)  # noqa: E731
     help_text = run("fit", "--help")
     assert help_text.returncode == 0, help_text.stderr
     assert "--model.model" in help_text.stdout and "--data.steps" in help_text.stdout
