@@ -4,6 +4,10 @@
 # Set-up is incremental: the venv and node_modules are rebuilt only when their lock files change.
 
 PYTHON ?= python3
+# An extra package index for pip, e.g. torch's CPU build (the default torch wheel on Linux is a
+# CUDA build of several GB, see README):  make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+PIP_INDEX_ARGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 # Material prints a notice about its successor on every build; it says nothing about this site.
 export NO_MKDOCS_2_WARNING := 1
 VENV   := .venv
@@ -16,7 +20,7 @@ setup: $(VENV)/.installed node_modules/.installed
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "); run: make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check $(PIP_INDEX_ARGS) -r requirements.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -25,10 +25,24 @@
    math is typeset by docs/javascripts/katex.js and mermaid fences by Material with
    the site's own mermaid instead) and get a button to download the notebook
    source that ``include_source`` copies next to the page.
+6. What a reader gets from a notebook page (issue 14):
+
+   - the CSS nbconvert inlines in every notebook page (~590 KB, the same for all of
+     them) is written once to ``assets/stylesheets/notebook.<hash>.css`` and linked;
+   - besides the ``.py`` source, a ``.ipynb`` made from it (jupytext, not executed)
+     is written next to the page, with a first code cell that makes the notebook run
+     outside the repository (it clones the lessons' code when ``lessons`` cannot be
+     imported, e.g. on Colab), and an "Open in Colab" link to that ``.ipynb``;
+   - figures without alt text get one in the page's language (the section heading
+     above the figure and the notebook's title) instead of nbconvert's English
+     "No description has been provided for this image";
+   - a cell that only sets ``LANG = "..."`` (build plumbing: which language the
+     figure labels use) is left out of the page, like cells tagged ``remove-cell``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import posixpath
@@ -53,6 +67,43 @@ DOWNLOAD_ICON = (
     '<path d="M5 20h14v-2H5m14-9h-4V3H9v6H5l7 7z"/></svg>'
 )
 PERMALINK_TITLE = {"ko": "이 제목으로 가는 링크", "en": "Permanent link"}
+NOTEBOOK_LABEL = {"ko": "노트북 내려받기", "en": "Download notebook"}
+COLAB_LABEL = {"ko": "Colab에서 열기", "en": "Open in Colab"}
+FIGURE_ALT = {"ko": "그림: {section} ({title})", "en": "Figure: {section} ({title})"}
+NBCONVERT_DEFAULT_ALT = "No description has been provided for this image"
+
+# The repository the "Open in Colab" link points at: repo_url of mkdocs.yml when it is a
+# GitHub repository, else this placeholder. Colab opens .ipynb files only, and the
+# repository holds jupytext .py sources, so the link names the .ipynb of the published
+# site (the branch GitHub Pages is deployed from, path = the page's folder).
+COLAB_REPO = "rnn-lessons/rnn-lessons"
+COLAB_BRANCH = "gh-pages"
+COLAB_URL = "https://colab.research.google.com/github/{repo}/blob/{branch}/{path}"
+
+# First cell of the downloadable .ipynb: a no-op in the repository, and outside it
+# (Colab, a fresh folder) it fetches the lessons' code and the packages the notebooks
+# use that Colab does not have.
+SETUP_MARKDOWN = {
+    "ko": "저장소 밖(예: Colab)에서 실행할 때는 아래 셀이 강의 코드(`lessons/`)를 내려받고 "
+    "필요한 패키지를 설치합니다. 저장소 안에서는 아무 일도 하지 않습니다.",
+    "en": "Run outside the repository (e.g. on Colab), the cell below fetches the lessons' code "
+    "(`lessons/`) and installs the packages it needs. Inside the repository it does nothing.",
+}
+SETUP_CODE = """\
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("lessons") is None:  # not run from the repository
+    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/{repo}.git", "rnn-lessons"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pytorch-lightning", "torchmetrics",
+                    "koreanize-matplotlib", "matplotlib"], check=True)
+    sys.path.insert(0, "rnn-lessons")
+"""
+RE_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S)
+RE_LANG_CELL = re.compile(r"^\s*LANG\s*=\s*[\"'][a-z]{2}[\"']\s*$")
+RE_IMG_DEFAULT_ALT = re.compile(r'(<img\s[^>]*?alt=")' + re.escape(NBCONVERT_DEFAULT_ALT) + '"')
+RE_HEADING = re.compile(r"<h([1-6])[^>]*>(.*?)</h\1>", re.S)
 
 # "{ #id }" / "{: #id }" at the end of a heading (attr_list style).
 RE_HEADING_ATTRS = re.compile(r"\s*\{:?\s*#([A-Za-z0-9_][\w.:-]*)[^}]*\}\s*$")
@@ -190,6 +241,31 @@ def _patch_jupyter() -> None:
     get_nbconvert_app.__wrapped__ = original
     nbconvert2.get_nbconvert_app = get_nbconvert_app
 
+    # Cells that only choose the figures' language are build plumbing: tag them
+    # remove-cell (mkdocs.yml: remove_tag_config) on whatever reads the notebook
+    # (jupytext itself, or hooks/prerun.py's executed copy).
+    if not isinstance(nbconvert2.jupytext, _TaggingJupytext):
+        nbconvert2.jupytext = _TaggingJupytext(nbconvert2.jupytext)
+
+
+class _TaggingJupytext:
+    """Stands in for ``jupytext`` in mkdocs_jupyter.nbconvert2: tags plumbing cells."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def read(self, *args, **kwargs):
+        nb = self._inner.read(*args, **kwargs)
+        for cell in nb.cells:
+            if cell.get("cell_type") == "code" and RE_LANG_CELL.match(cell.get("source", "")):
+                tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+                if "remove-cell" not in tags:
+                    tags.append("remove-cell")
+        return nb
+
 
 # --------------------------------------------------------------------------- events
 
@@ -300,6 +376,83 @@ def _resolve_links(html_content: str, page: Page, files: Files) -> str:
     return RE_LINK.sub(replace, html_content)
 
 
+def _notebook_css(html_content: str, page: Page, config: MkDocsConfig) -> str:
+    """Move nbconvert's inline <style> blocks to one shared stylesheet, linked instead."""
+    styles = RE_STYLE.findall(html_content)
+    if not styles:
+        return html_content
+    css = "\n".join(style.strip() for style in styles) + "\n"
+    digest = hashlib.sha256(css.encode("utf-8")).hexdigest()[:8]
+    dest_uri = f"assets/stylesheets/notebook.{digest}.css"
+    path = Path(config.site_dir) / dest_uri
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(css, encoding="utf-8")
+    page_dir = posixpath.dirname(page.file.dest_uri)
+    href = posixpath.relpath(dest_uri, page_dir or ".")
+    first = True
+
+    def replace(match: re.Match) -> str:
+        nonlocal first
+        if first:
+            first = False
+            return f'<link rel="stylesheet" href="{html.escape(href)}">'
+        return ""
+
+    return RE_STYLE.sub(replace, html_content)
+
+
+def _figure_alts(html_content: str, page: Page) -> str:
+    """Give figures nbconvert left without a description an alt text in the page's language."""
+    lang = _state["lang"]
+    template = FIGURE_ALT.get(lang, FIGURE_ALT["en"])
+    title = page.title or ""
+    headings = [(m.start(), html.unescape(RE_TAGS.sub("", m.group(2))).replace("\u00b6", "").strip())
+                for m in RE_HEADING.finditer(html_content)]
+
+    def replace(match: re.Match) -> str:
+        section = title
+        for start, text in headings:
+            if start > match.start():
+                break
+            if text:
+                section = text
+        alt = template.format(section=section, title=title)
+        return match.group(1) + html.escape(alt, quote=True) + '"'
+
+    return RE_IMG_DEFAULT_ALT.sub(replace, html_content)
+
+
+def _colab_repo(config: MkDocsConfig) -> str:
+    match = re.match(r"https?://github\.com/([^/]+/[^/#?]+?)(?:\.git)?/?$", config.repo_url or "")
+    return match.group(1) if match else COLAB_REPO
+
+
+def _write_ipynb(page: Page, config: MkDocsConfig, repo: str) -> str:
+    """Write ``<source stem>.ipynb`` next to the page (with the setup cell); return its name."""
+    import jupytext
+    import nbformat
+
+    lang = _state["lang"]
+    source = Path(page.file.abs_src_path)
+    nb = jupytext.read(source)
+    setup = [
+        nbformat.v4.new_markdown_cell(SETUP_MARKDOWN.get(lang, SETUP_MARKDOWN["en"])),
+        nbformat.v4.new_code_cell(SETUP_CODE.format(repo=repo).rstrip("\n")),
+    ]
+    first_heading = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+    nb.cells[first_heading:first_heading] = setup
+    nb.metadata.pop("jupytext", None)
+    for cell in nb.cells:
+        cell.pop("id", None)
+    nbformat.validator.normalize(nb)
+    name = source.stem + ".ipynb"
+    dest = Path(config.site_dir) / posixpath.dirname(page.file.dest_uri) / name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(jupytext.writes(nb, fmt="ipynb"), encoding="utf-8")
+    return name
+
+
 def on_page_content(html_content: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     if not isinstance(page.file, NotebookPage):
         return html_content
@@ -311,16 +464,30 @@ def on_page_content(html_content: str, page: Page, config: MkDocsConfig, files: 
     # nbconvert hides .jp-Mermaid until its own (removed) loader has drawn it;
     # Material draws the pre.mermaid inside with the site's mermaid instead.
     html_content = html_content.replace('<div class="jp-Mermaid">', '<div class="nb-mermaid">')
+    html_content = _notebook_css(html_content, page, config)
+    html_content = _figure_alts(html_content, page)
 
     jupyter = _plugin(config, JUPYTER)
     if jupyter.config["include_source"]:
         source_name = posixpath.basename(page.file.abs_src_path)
         lang = _state["lang"]
         label = DOWNLOAD_LABEL.get(lang, DOWNLOAD_LABEL["en"])
+        repo = _colab_repo(config)
+        ipynb = _write_ipynb(page, config, repo)
+        page_dir = posixpath.dirname(page.file.dest_uri)
+        colab = COLAB_URL.format(repo=repo, branch=COLAB_BRANCH, path=posixpath.join(page_dir, ipynb))
+        colab_label = COLAB_LABEL.get(lang, COLAB_LABEL["en"])
         button = (
-            f'<p class="nb-download"><a class="md-button" href="{html.escape(source_name)}" '
+            '<p class="nb-download">'
+            f'<a class="md-button" href="{html.escape(source_name)}" '
             f'download title="{label} ({html.escape(source_name)})">'
-            f'<span class="twemoji">{DOWNLOAD_ICON}</span> {label} (.py)</a></p>'
+            f'<span class="twemoji">{DOWNLOAD_ICON}</span> {label} (.py)</a> '
+            f'<a class="md-button" href="{html.escape(ipynb)}" '
+            f'download title="{label} ({html.escape(ipynb)})">'
+            f'<span class="twemoji">{DOWNLOAD_ICON}</span> {label} (.ipynb)</a> '
+            f'<a class="md-button nb-colab" href="{html.escape(colab)}" '
+            f'title="{colab_label} ({html.escape(repo)})">{colab_label}</a>'
+            "</p>"
         )
         html_content = button + html_content
     return html_content

@@ -1346,3 +1346,161 @@ class KiwiPosData(_TextData):
                                      range(len(x)))
             self.indices[split], start = self.indices[split] + start, start + len(x)  # positions in the whole text
         return out
+
+
+# --- sentiment: Naver movie reviews (NSMC), Korean morphemes by Kiwi ---------------------------
+# Used by the sentiment lesson (docs/sentiment.md, benchmarks/sentiment.py). The file ships in
+# data/nsmc/ (CC0); Kiwi's morphemes of all 50,000 reviews are cached on disk after the first run.
+
+__all__ += ["NSMC_PATH", "NSMC_SHA256", "load_nsmc", "nsmc_split", "kiwi_morphemes", "nsmc_tokens",
+            "vocabulary", "NSMCData"]
+
+NSMC_PATH = _pathlib.Path(__file__).resolve().parent.parent / "data" / "nsmc" / "nsmc_50k.tsv.gz"
+NSMC_SHA256 = "4e2d040ed8776f6c50a85147e1645fbebcf2e87af4937422836137e29ad88fc0"
+
+
+@_functools.lru_cache(maxsize=2)
+def load_nsmc(path: str | None = None, sha256: str | None = NSMC_SHA256) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The 50,000 balanced NSMC reviews shipped in ``data/nsmc/``: ``(texts, labels)``, 1 positive, 0 negative.
+
+    The file's SHA-256 must equal ``sha256`` (``None`` skips the check).
+
+    >>> texts, labels = load_nsmc()
+    >>> len(texts), sum(labels), texts[3]
+    (50000, 25000, '곤 사토시의 수작')
+    """
+    import csv
+    import gzip
+
+    path = _pathlib.Path(path) if path is not None else NSMC_PATH
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (the repository ships data/nsmc/nsmc_50k.tsv.gz)")
+    data = path.read_bytes()
+    if sha256 is not None and (actual := _hashlib.sha256(data).hexdigest()) != sha256:
+        raise ValueError(f"{path}: SHA-256 {actual} differs from the expected {sha256}")
+    rows = list(csv.reader(_io.StringIO(gzip.decompress(data).decode("utf-8")), delimiter="\t", quoting=csv.QUOTE_NONE))
+    if rows[0] != ["id", "document", "label"] or any(len(r) != 3 or r[2] not in ("0", "1") for r in rows[1:]):
+        raise ValueError(f"{path}: expected the columns id, document, label (0 or 1) of NSMC's files")
+    return tuple(r[1] for r in rows[1:]), tuple(int(r[2]) for r in rows[1:])
+
+
+def nsmc_split(count: int = 50000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Review indices for train / validation / test: 80% / 10% / 10% shuffled with ``seed`` (`text_split`).
+
+    >>> [len(part) for part in nsmc_split()]
+    [40000, 5000, 5000]
+    """
+    return text_split(count, (0.8, 0.1), seed)
+
+
+def kiwi_morphemes(text: str) -> list[str]:
+    """Kiwi's morphemes of ``text`` (forms only), punctuation and emoticons kept: ``ㅋㅋ``, ``ㅠㅠ`` and ``!!``
+    carry sentiment in reviews.
+
+    >>> kiwi_morphemes("재미없네요ㅠㅠ")
+    ['재미없', '네요', 'ㅠㅠ']
+    """
+    return [t.form for t in _kiwi().tokenize(text)]
+
+
+def nsmc_tokens(tokenizer: str = "morphemes") -> tuple[tuple[str, ...], ...]:
+    """Every review of `load_nsmc` as tokens: ``"morphemes"`` (`kiwi_morphemes`) or ``"spaces"`` (``str.split``).
+
+    Kiwi takes about 80 s for the 50,000 reviews on one core, so its result is kept in
+    ``~/.cache/rnn-lessons/`` (override with ``RNN_LESSONS_CACHE``), named after the file's SHA-256
+    and the kiwipiepy version.
+    """
+    texts, _ = load_nsmc()
+    if tokenizer == "spaces":
+        return tuple(tuple(t.split()) for t in texts)
+    if tokenizer != "morphemes":
+        raise ValueError(f"expected tokenizer 'morphemes' or 'spaces', got {tokenizer!r}")
+    return _nsmc_morphemes(_importlib_metadata.version("kiwipiepy"))
+
+
+@_functools.lru_cache(maxsize=1)
+def _nsmc_morphemes(version: str) -> tuple[tuple[str, ...], ...]:
+    folder = _pathlib.Path(_os.environ.get("RNN_LESSONS_CACHE", _pathlib.Path.home() / ".cache" / "rnn-lessons"))
+    path = folder / f"nsmc-morphemes-{NSMC_SHA256[:16]}-kiwi{version}.json.gz"
+    import gzip
+
+    try:
+        return tuple(tuple(r) for r in _json.loads(gzip.decompress(path.read_bytes()).decode("utf-8")))
+    except (OSError, ValueError):
+        pass
+    tokens = tuple(tuple(kiwi_morphemes(t)) for t in load_nsmc()[0])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{_os.getpid()}.tmp")
+        partial.write_bytes(gzip.compress(_json.dumps(tokens, ensure_ascii=False).encode("utf-8")))
+        _os.replace(partial, path)  # atomic: a concurrent reader sees no file or the whole file
+    except OSError:  # a read-only cache folder only costs time
+        pass
+    return tokens
+
+
+def vocabulary(token_lists, min_freq: int = 2) -> list[str]:
+    """``["<pad>", "<unk>"]`` + tokens seen at least ``min_freq`` times, most frequent first (ties: first
+    seen): the rule of ``lessons.sentiment.Vocab.build``.
+
+    >>> vocabulary([["좋", "다"], ["좋", "네요"], ["별로", "다"]])
+    ['<pad>', '<unk>', '좋', '다']
+    """
+    counts = _collections.Counter(t for tokens in token_lists for t in tokens)
+    return ["<pad>", "<unk>"] + [t for t, c in counts.most_common() if c >= min_freq]
+
+
+class NSMCData(_TextData):
+    """NSMC reviews (`load_nsmc`) as ``(x (N, T) int64, lengths (N,), y (N,))``, y 1 positive; split by
+    `nsmc_split` with ``split_seed`` (40,000 / 5,000 / 5,000; ``seed`` orders the batches). ``train_size``
+    keeps the first reviews of the training split (learning curves); the vocabulary (`vocabulary`,
+    ``min_freq``) comes from those only. ``bucket=50``: `LengthBucketSampler` batches. After `setup`,
+    ``words`` is the vocabulary; reviews without a token are dropped, ``maxlen`` cuts the longest."""
+
+    def __init__(self, tokenizer: str = "morphemes", min_freq: int = 2, train_size: int | None = None,
+                 batch_size: int = 128, num_workers: int = 0, seed: int = 0, bucket: int = 50,
+                 maxlen: int | None = None, split_seed: int = 0) -> None:
+        super().__init__(batch_size, num_workers, seed, bucket)
+        _check(tokenizer in ("morphemes", "spaces") and min_freq >= 1 and (train_size is None or train_size >= 1),
+               f"expected tokenizer 'morphemes' or 'spaces', min_freq >= 1, train_size >= 1 or None, "
+               f"got {tokenizer!r}, {min_freq}, {train_size}")
+        self.save_hyperparameters()
+
+    def _build(self) -> dict:
+        h = self.hparams
+        tokens, (_, labels) = nsmc_tokens(h.tokenizer), load_nsmc()
+        train, val, test = nsmc_split(len(tokens), h.split_seed)
+        train = train[: h.train_size]
+        self.words = vocabulary((tokens[i] for i in train.tolist()), h.min_freq)
+        index = {w: i for i, w in enumerate(self.words)}
+        ids = [[index.get(t, 1) for t in review][: h.maxlen] for review in tokens]
+        parts = {s: [i for i in p.tolist() if ids[i]] for s, p in zip(("train", "val", "test"), (train, val, test))}
+        return {s: self._items(ids, labels, s, p) for s, p in parts.items()}
+
+
+# --- tagging: Universal Dependencies treebanks with human UPOS tags (the tagging lesson) ---------
+# The repository carries the two test splits in data/ud/ (CC BY-SA 4.0, see data/ud/README.md);
+# lessons.tagging.read_conllu reads them and lessons.tagging.TaggingData splits them by sentence.
+
+__all__ += ["UD_FILES", "ud_path"]
+
+UD_FILES = {  # language: (file in data/ud/, SHA-256)
+    "ko": ("ko_gsd-ud-test.conllu.gz", "c67ecee1485922d92e739378dcf6eb0b0acd16e00efa1ced00ca13a4e346c5e4"),
+    "en": ("en_ewt-ud-test.conllu.gz", "29c151eee8846d3f3ef7806c126ecac9932af2317c008c6d6b076c5e14950dbe"),
+}
+
+
+def ud_path(language: str = "en") -> str:
+    """Path of the repository's UD test split for ``"ko"`` (Korean-GSD, 989 sentences) or ``"en"``
+    (English-EWT, 2,077 sentences), after checking its SHA-256.
+
+    >>> ud_path("ko").endswith("data/ud/ko_gsd-ud-test.conllu.gz")
+    True
+    """
+    _check(language in UD_FILES, f"expected language 'ko' or 'en', got {language!r}")
+    name, sha256 = UD_FILES[language]
+    path = _pathlib.Path(__file__).resolve().parents[1] / "data" / "ud" / name
+    _check(path.is_file(), f"expected the treebank file {path}, which is missing (see data/ud/README.md)")
+    digest = _hashlib.sha256(path.read_bytes()).hexdigest()
+    _check(digest == sha256, f"expected {path} with SHA-256 {sha256}, got {digest}: the file was changed")
+    return str(path)

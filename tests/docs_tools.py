@@ -87,6 +87,9 @@ class Fence:
         return self.info.split()[0] if self.info.split() else ""
 
     def key(self) -> tuple[str, tuple[str, ...]]:
+        if self.info.split()[:1] == ["mermaid"]:  # same shape; titles, descriptions and quoted labels are prose
+            return (self.info, tuple(re.sub(r'"[^"]*"', '"…"', line) for line in self.body
+                                     if not line.strip().startswith(("accTitle", "accDescr"))))
         return (self.info, self.body)
 
     def show(self) -> str:
@@ -342,7 +345,16 @@ def page_parity_problems(ko: Page, en: Page) -> list[str]:
         key=lambda h: (h.level, h.id), show=Heading.show,
     )
     out += diff_sequences("Code blocks", ko.path, ko.fences, en.path, en.fences, key=Fence.key, show=Fence.show)
-    out += diff_sequences("Included regions (--8<--)", ko.path, ko.includes, en.path, en.includes)
+    # a generated table comes in one file per language (x.md on the Korean page, x.en.md on the English one)
+    same_file = lambda ref: re.sub(r"\.en\.md$", ".md", ref.target)  # noqa: E731
+    out += diff_sequences("Included regions (--8<--)", ko.path, ko.includes, en.path, en.includes, key=same_file)
+    for ref in en.includes:
+        english = ROOT / re.sub(r"\.md$", ".en.md", ref.target)
+        if ref.target.endswith(".md") and not ref.target.endswith(".en.md") and english.exists():
+            out.append(f"{en.path}:{ref.line}: includes {ref.target}, the Korean table; include {english.relative_to(ROOT)}")
+    for ref in ko.includes:
+        if ref.target.endswith(".en.md"):
+            out.append(f"{ko.path}:{ref.line}: includes {ref.target}, the English table, on the Korean page")
     out += diff_sequences("Figures (image paths)", ko.path, ko.images, en.path, en.images)
     out += diff_sequences("Link targets", ko.path, ko.links, en.path, en.links)
     return out
@@ -482,8 +494,11 @@ def notebook_parity_problems(ko_cells: Sequence[Cell], ko_path: str, en_cells: S
 # Glossary
 # --------------------------------------------------------------------------------------------
 
-KO_GLOSSARY_HEADER = ("영어 용어", "한국어 용어", "쓰지 않는 표현")
-EN_GLOSSARY_HEADER = ("English term", "Korean term", "Avoid")
+# Columns: the term in English, the Korean term, a one-line definition, a link to the lesson section
+# that introduces the term, and the Korean variants the pages avoid.
+KO_GLOSSARY_HEADER = ("영어 용어", "한국어 용어", "뜻", "처음 나오는 곳", "쓰지 않는 표현")
+EN_GLOSSARY_HEADER = ("English term", "Korean term", "Meaning", "Introduced in", "Avoid")
+_GLOSSARY_LINK = re.compile(r"\[[^\]]+\]\(([\w/.-]+\.md)#([\w-]+)\)")
 _NO_VARIANT = {"", "-", "—", "–"}
 
 
@@ -493,6 +508,8 @@ class Term:
     korean: str
     variants: tuple[str, ...]
     line: int
+    meaning: str = ""
+    where: str = ""  # the Markdown link to the section that introduces the term
 
     def row(self) -> tuple[str, str, tuple[str, ...]]:
         return (self.english, self.korean, self.variants)
@@ -513,7 +530,8 @@ def _cells(line: str) -> list[str]:
 def parse_glossary(text: str, header: Sequence[str]) -> list[Term]:
     """Rows of every table (outside code) whose header row is exactly ``header``."""
     page = scan_markdown(numbered(text), "glossary")
-    lines = [(n, t) for n, t in page.prose if t.strip().startswith("|")]
+    raw = dict(numbered(text))  # prose drops link targets; the cells need them
+    lines = [(n, raw[n]) for n, t in page.prose if t.strip().startswith("|")]
     terms: list[Term] = []
     in_table = False
     prev_n = -10
@@ -527,11 +545,18 @@ def parse_glossary(text: str, header: Sequence[str]) -> list[Term]:
             continue
         if not in_table or all(re.fullmatch(r":?-{3,}:?", c) for c in cells):
             continue
-        if len(cells) != 3:
-            raise ValueError(f"glossary line {n}: expected 3 cells, got {len(cells)}: {t!r}")
-        variants = tuple(v.strip() for v in cells[2].split(",") if v.strip() not in _NO_VARIANT)
-        terms.append(Term(cells[0], cells[1], variants, n))
+        if len(cells) != len(header):
+            raise ValueError(f"glossary line {n}: expected {len(header)} cells ({' | '.join(header)}), got {len(cells)}: {t!r}")
+        variants = tuple(v.strip() for v in cells[-1].split(",") if v.strip() not in _NO_VARIANT)
+        extra = cells[2:-1] + ["", ""]
+        terms.append(Term(cells[0], cells[1], variants, n, meaning=extra[0], where=extra[1]))
     return terms
+
+
+def glossary_link(term: Term) -> tuple[str, str] | None:
+    """(page, anchor) of the link in a term's "introduced in" cell."""
+    m = _GLOSSARY_LINK.fullmatch(term.where.strip())
+    return (m.group(1), m.group(2)) if m else None
 
 
 def variant_regex(terms: Sequence[Term]) -> re.Pattern[str] | None:
@@ -576,6 +601,10 @@ def glossary_self_problems(terms: Sequence[Term]) -> list[str]:
     for t in terms:
         if not t.korean:
             out.append(f"glossary line {t.line}: empty Korean term for {t.english!r}")
+        if not t.meaning:
+            out.append(f"glossary line {t.line}: no definition for {t.english!r}")
+        if not glossary_link(t):
+            out.append(f"glossary line {t.line}: {t.english!r} needs a link [section](page.md#anchor) to where it is introduced")
         if rx:
             for m in rx.finditer(t.korean):
                 found = " ".join(m.group(0).split())

@@ -24,10 +24,12 @@ import contextlib
 import copy
 import io
 import logging
+import os
 import pickle
 import runpy
 import subprocess
 import sys
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -209,23 +211,29 @@ def check_swap(system: nn.Module, replacements: dict, inputs: tuple, atol: float
         torch.testing.assert_close(nb[name], na[name], atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
 
 
-def run_script(script, *args: str) -> subprocess.CompletedProcess:
+def run_script(script, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``python <script> <args>``, run in this process: the file executes as ``__main__`` with its
     folder first on ``sys.path``, as the interpreter would run it, without starting a new interpreter
     and importing torch and Lightning again (several seconds per call). Returns what
     ``subprocess.run(..., capture_output=True, text=True)`` would."""
     script = Path(script)
     out, err, code = io.StringIO(), io.StringIO(), 0
-    saved_argv, saved_path, saved_modules = sys.argv[:], sys.path[:], set(sys.modules)
+    saved_argv, saved_path, saved_modules, saved_cwd = sys.argv[:], sys.path[:], set(sys.modules), os.getcwd()
     sys.argv, sys.path[:0] = [str(script), *args], [str(script.parent)]
     try:
+        if cwd is not None:
+            os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             runpy.run_path(str(script), run_name="__main__")
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         if not isinstance(exit_.code, int) and exit_.code is not None:
             err.write(str(exit_.code))
+    except Exception:  # what the interpreter does with an uncaught error: traceback on stderr, status 1
+        code = 1
+        err.write(traceback.format_exc())
     finally:
+        os.chdir(saved_cwd)
         sys.argv, sys.path[:] = saved_argv, saved_path
         if script.stem not in saved_modules:  # the module the __main__ block imported by its file name
             sys.modules.pop(script.stem, None)

@@ -482,7 +482,7 @@ def test_benchmark_quick_run_writes_the_same_table_format(tmp_path):
     assert "--quick" not in committed[0]
 
 
-def _rows(path):
+def _table_rows(path):
     text = path.read_text(encoding="utf-8")
     rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith(("| gensim", "| this lesson"))]
     return [[cell.strip() for cell in row] for row in rows]
@@ -503,7 +503,7 @@ def _check_claims(rows, fresh=False):
 
 
 def test_committed_benchmark_shows_what_the_pages_say():
-    _check_claims(_rows(ROOT / "benchmarks" / "results" / "embedding-vs-gensim.md"))
+    _check_claims(_table_rows(ROOT / "benchmarks" / "results" / "embedding-vs-gensim.md"))
 
 
 @pytest.mark.slow
@@ -511,4 +511,4 @@ def test_a_fresh_full_run_shows_what_the_pages_say(tmp_path):
     out = tmp_path / "table.md"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "embedding_vs_gensim.py"), "--out", str(out)],
                    check=True, timeout=1800)
-    _check_claims(_rows(out), fresh=True)
+    _check_claims(_table_rows(out), fresh=True)

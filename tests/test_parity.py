@@ -105,7 +105,26 @@ def test_glossary_is_consistent() -> None:
     problems = dt.glossary_self_problems(terms)
     have = {t.english for t in terms}
     problems += [f"{dt.rel(GLOSSARY_KO)}: no row for {name!r}" for name in REQUIRED_TERMS if name not in have]
+    problems += glossary_anchor_problems(terms)
     check(problems)
+
+
+def glossary_anchor_problems(terms: list[dt.Term]) -> list[str]:
+    """Each term's link goes to a heading that exists on a Korean page (the English page has the same ids)."""
+    out, ids_of = [], {}
+    for t in terms:
+        link = dt.glossary_link(t)
+        if not link:
+            continue  # reported by glossary_self_problems
+        page, anchor = link
+        if page not in ids_of:
+            path = DOCS / page
+            ids_of[page] = {h.id for h in dt.read_page(path).headings} if path.exists() else None
+        if ids_of[page] is None:
+            out.append(f"{dt.rel(GLOSSARY_KO)}:{t.line}: {t.english!r} links to a missing page {page}")
+        elif anchor not in ids_of[page]:
+            out.append(f"{dt.rel(GLOSSARY_KO)}:{t.line}: {t.english!r} links to {page}#{anchor}, which has no such heading id")
+    return out
 
 
 def test_glossary_tables_match() -> None:
@@ -344,14 +363,14 @@ def test_notebook_heading_drift_is_caught() -> None:
 GLOSSARY = """\
 # 용어집 { #glossary }
 
-| 영어 용어 | 한국어 용어 | 쓰지 않는 표현 |
-|---|---|---|
-| hidden state | 은닉 상태 | 숨겨진 상태, 은닉상태 |
-| loss | 손실 | 로스 |
-| cross-entropy | 교차 엔트로피 | 크로스 엔트로피 |
-| gradient | 기울기 | 그래디언트 |
-| vanishing gradient | 기울기 소실 | 그래디언트 소실 |
-| gate | 게이트 | |
+| 영어 용어 | 한국어 용어 | 뜻 | 처음 나오는 곳 | 쓰지 않는 표현 |
+|---|---|---|---|---|
+| hidden state | 은닉 상태 | 시점마다 넘기는 벡터 | [수식](rnn.md#equation) | 숨겨진 상태, 은닉상태 |
+| loss | 손실 | 예측과 정답의 거리 | [손실](bptt.md#losses) | 로스 |
+| cross-entropy | 교차 엔트로피 | 분류 손실 | [손실](bptt.md#losses) | 크로스 엔트로피 |
+| gradient | 기울기 | 손실의 변화율 | [학습](bptt.md#training) | 그래디언트 |
+| vanishing gradient | 기울기 소실 | 기울기가 0으로 | [소실](bptt.md#vanishing-exploding) | 그래디언트 소실 |
+| gate | 게이트 | 곱하는 0~1 벡터 | [수식](lstm.md#equations) | |
 """
 
 
@@ -363,7 +382,8 @@ def test_glossary_parser() -> None:
     ]
     assert terms[-1].variants == ()
     assert dt.glossary_self_problems(terms) == []
-    en = GLOSSARY.replace("| 영어 용어 | 한국어 용어 | 쓰지 않는 표현 |", "| English term | Korean term | Avoid |")
+    en = GLOSSARY.replace("| 영어 용어 | 한국어 용어 | 뜻 | 처음 나오는 곳 | 쓰지 않는 표현 |",
+                          "| English term | Korean term | Meaning | Introduced in | Avoid |")
     assert [t.row() for t in dt.parse_glossary(en, dt.EN_GLOSSARY_HEADER)] == [t.row() for t in terms]
 
 
@@ -376,11 +396,16 @@ def test_glossary_row_drift_is_caught() -> None:
 def test_glossary_that_flags_its_own_terms_is_caught() -> None:
     # "은닉" as a variant of hidden layer would flag every 은닉 상태; "전파" is harmless for
     # 역전파 because a variant only matches at the start of a word.
-    bad = GLOSSARY + "| hidden layer | 은닉층 | 은닉 |\n| backpropagation | 역전파 | 전파 |\n| loss | 손실2 | |\n"
+    bad = GLOSSARY + (
+        "| hidden layer | 은닉층 | 층 | [a](a.md#b) | 은닉 |\n| backpropagation | 역전파 | 역 | [a](a.md#b) | 전파 |\n"
+        "| loss | 손실2 | | 없음 | |\n"
+    )
     problems = dt.glossary_self_problems(dt.parse_glossary(bad, dt.KO_GLOSSARY_HEADER))
     assert any("variant '은닉' (hidden layer) matches inside the preferred term '은닉 상태'" in p for p in problems), problems
     assert not any("'전파'" in p for p in problems), problems
     assert any("english term 'loss' already" in p for p in problems), problems
+    assert any("no definition for 'loss'" in p for p in problems), problems
+    assert any("'loss' needs a link" in p for p in problems), problems
 
 
 def test_variant_terms_are_caught() -> None:
