@@ -495,9 +495,10 @@ def _check_forecasting_claims(runs, tol=None):
               ("lstm", "val_mae_best"): 2.61, ("lstm", "test_mae"): 3.46}
     quoted |= {("common_sense", "val"): 2.51, ("common_sense", "test"): 4.00}
     check_quoted({key: runs[key[0]][key[1]] for key in quoted}, quoted, tol)
-    # the convnet: worse than common sense on test (and on validation at every epoch), with one of the lowest training MAEs
+    # the convnet: worse than common sense on test (and on validation at every epoch), with the lowest training MAE of the table
     assert conv["test_mae"] > base["test"] and min(conv["history"]["val_mae"]) > base["val"]
-    assert conv["train_mae_last"] < min(lstm["train_mae_last"], hybrid["train_mae_last"], runs["gru"]["train_mae_last"])
+    assert conv["train_mae_last"] < min(lstm["train_mae_last"], hybrid["train_mae_last"], runs["gru"]["train_mae_last"],
+                                 runs["dense"]["train_mae_last"])  # the lowest in the table
     # the hybrid: far better than the convnet on test, only a little on validation, and behind the LSTM on both
     assert lstm["test_mae"] < hybrid["test_mae"] < conv["test_mae"] - 0.5
     assert lstm["val_mae_best"] < hybrid["val_mae_best"] < conv["val_mae_best"] < hybrid["val_mae_best"] + 0.2

@@ -187,8 +187,8 @@ def test_sequence_toy_reaches_its_targets_and_is_reproducible():
         with torch.no_grad():
             preds.append(system(probe).squeeze(-1))
     assert torch.equal(preds[0], preds[1])  # seeded and deterministic: identical run to run
-    assert abs(preds[0][0].item() - 1.0) < 0.1
-    assert abs(preds[0][1].item() - 0.3) < 0.1
+    assert abs(preds[0][0].item() - 1.0) < 0.05  # closer to the target than to its neighbours (steps of 0.1)
+    assert abs(preds[0][1].item() - 0.3) < 0.05
 
 
 # ---- the system is complete: the checks every LightningModule of the course passes ----
