@@ -157,7 +157,7 @@ def check_input(x, input_size: int | None = None) -> None:
 # --8<-- [start:forecasters]
 class ConvForecaster(nn.Module):
     """Conv1d + ReLU + MaxPool1d blocks, a last Conv1d, global max pooling, one output: (N, T, D) → (N, 1).
-    Global max pooling forgets *when* a feature fired (translation invariance); the page weighs it against overfitting."""
+    Global max pooling forgets *when* a feature fired (translation invariance); see the page on overfitting."""
 
     def __init__(self, input_size: int, channels: int = 32, kernel_size: int = 5, pool_size: int = 2,
                  blocks: int = 2) -> None:
