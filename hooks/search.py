@@ -95,7 +95,7 @@ def _kind(location: str) -> str:
         return "api"
     if path.startswith("notebooks/"):
         return "notebook"
-    if path in ("", "glossary/"):
+    if path in ("", "glossary/", "appendix/"):  # home, glossary, contributors' appendix: no lesson boost
         return "other"
     return "lesson"
 

@@ -28,7 +28,7 @@ LESSONS_DIR = ROOT / "lessons"
 TEMPLATES = ROOT / "templates"
 MKDOCS_YML = ROOT / "mkdocs.yml"
 
-NON_LESSON_PAGES = {"index", "glossary", "licenses"}  # top-level nav pages that are not lessons
+NON_LESSON_PAGES = {"index", "glossary", "appendix", "licenses"}  # top-level nav pages that are not lessons
 # Shared modules, not lessons: lessons/datasets.py (data for pages, notebooks and tests) and
 # lessons/plotting.py (the notebooks' figure settings); what each may import besides the standard library.
 SHARED_MODULES = {"datasets", "plotting"}

@@ -394,8 +394,10 @@ def test_copy_button_copies_runnable_code(browser, site_url):
 @browser
 def test_no_katex_error_on_any_page(browser, site_dir, site_url):
     context = browser.new_context()
-    # diagrams are another test's business: skip fetching and drawing mermaid (5.9 MB a page) here
+    # diagrams and search are other tests' business: skip fetching and drawing mermaid (5.9 MB a page)
+    # and building the search index (Material's worker does it again on every page load) here
     context.route(f"**/{MERMAID}", lambda route: route.abort())
+    context.route(f"**/{SEARCH_INDEX}", lambda route: route.abort())
     errors, checked = [], 0
     try:
         page = context.new_page()
