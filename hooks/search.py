@@ -30,6 +30,7 @@ from mkdocs.structure.pages import Page
 
 log = logging.getLogger("mkdocs.hooks.search")
 
+LESSONS = Path(__file__).resolve().parent.parent / "lessons"  # lessons/<topic>.py makes <topic>/ a lesson
 INDEX = "search/search_index.json"
 LESSON_BOOST = 4.0
 API_BOOST = 0.5
@@ -95,9 +96,9 @@ def _kind(location: str) -> str:
         return "api"
     if path.startswith("notebooks/"):
         return "notebook"
-    if path in ("", "glossary/", "appendix/"):  # home, glossary, contributors' appendix: no lesson boost
-        return "other"
-    return "lesson"
+    # a lesson is a page with a module of its name (as tests/test_completeness.py counts them); the home,
+    # glossary, appendix and licence pages get no lesson boost
+    return "lesson" if path and (LESSONS / f"{path.strip('/')}.py").is_file() else "other"
 
 
 def _i18n(config: MkDocsConfig):

@@ -210,9 +210,6 @@ def test_swap_torch_layer_for_the_wrapper_inside_the_system():
 
 
 def test_command_line_help_and_config(tmp_path):
-    import subprocess
-    import sys
-
     run = lambda *a: lk.run_script(bidirectional.__file__, *a)  # noqa: E731
     help_text = run("fit", "--help")
     assert help_text.returncode == 0 and "--model.model" in help_text.stdout

@@ -414,9 +414,6 @@ def test_swap_the_lessons_lstm_into_the_hybrid():
 
 
 def test_command_line_help_and_config(tmp_path):
-    import subprocess
-    import sys
-
     run = lambda *a: lk.run_script(conv1d.__file__, *a)  # noqa: E731
     help_text = run("fit", "--help")
     assert help_text.returncode == 0 and "--model" in help_text.stdout and "--trainer.max_epochs" in help_text.stdout

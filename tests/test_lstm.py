@@ -284,8 +284,6 @@ def test_swap_torch_layer_for_the_lesson_inside_the_system():
 
 
 def test_command_line_help_and_config(tmp_path):
-    import subprocess
-    import sys
     from pathlib import Path
 
     script = Path(lstm.__file__)

@@ -228,9 +228,6 @@ def test_toy_reviews_are_learned_and_classified():
 
 
 def test_command_line_help_and_config(tmp_path):
-    import subprocess
-    import sys
-
     run = lambda *a: lk.run_script(sentiment.__file__, *a, cwd=tmp_path)  # noqa: E731
     help_text = run("fit", "--help")
     assert help_text.returncode == 0 and "--data.tokenizer" in help_text.stdout

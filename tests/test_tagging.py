@@ -8,8 +8,6 @@ page's claims match its JSON."""
 import gzip
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
