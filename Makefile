@@ -33,8 +33,11 @@ serve: setup
 build: setup
 	$(BIN)/mkdocs build --strict
 
+# Test files run in parallel, one per core (pytest-xdist; a file's tests stay together, so a page's
+# examples run in order). TEST_JOBS=0 runs everything in this one process.
+TEST_JOBS ?= auto
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadfile
 
 test-slow: setup
 	$(BIN)/pytest -m slow

@@ -9,28 +9,33 @@ the last layer is Dense(5) with softmax): a 5,000-word vocabulary from the train
 
 Models: ``conv`` (`ConvClassifier` below: Conv1D(64, 5) + global max pooling), ``hybrid`` (the notes'
 model, `lessons.conv1d.HybridClassifier`) and ``lstm`` (`LSTMClassifier` below: LSTM(55) over all T
-steps), each trained by `lessons.conv1d.TextSystem` with ``pl.Trainer``, seeded, 30 epochs; Lightning's
+steps), each trained by `lessons.conv1d.TextSystem` with ``pl.Trainer``, 30 epochs, seeds 0, 1, 2 (initial
+weights, dropout and batch order; the split stays the same), mean ± std in the table; Lightning's
 ``ModelCheckpoint`` keeps the epoch with the best validation accuracy and the test set is read once
 with it; ``CSVLogger`` records the curves. The articles are padded at the front, as Keras does, and
 read whole (no lengths). Subnormal floats are flushed to zero (``torch.set_flush_denormal``). Writes
 
-- ``benchmarks/results/conv-text.md``: accuracy and seconds per epoch, included by the Conv1D pages;
+- ``benchmarks/results/conv-text.md`` (Korean) and ``.en.md``: accuracy and seconds per epoch, included by the
+  Conv1D pages;
 - ``benchmarks/results/conv-text.json``: every run's numbers and per-epoch accuracies (the notebook plots them).
 
-Run from the repository root (about 15 minutes on a 2-core CPU)::
+Run from the repository root (about 35 CPU minutes; ``--jobs`` runs (T, model, seed) triples in
+parallel, one thread each, with the same numbers as ``--jobs 1``)::
 
-    python benchmarks/conv_text.py
+    python benchmarks/conv_text.py --jobs 2
     python benchmarks/conv_text.py --quick --out /tmp/x   # a seconds-long check of the script
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
 import datetime
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -122,12 +127,14 @@ def metrics_csv(path: Path) -> dict[str, list[float]]:
     return history
 
 
-def train_one(kind: str, splits: dict, vocab_size: int, epochs: int, batch_size: int) -> dict:
+def train_one(kind: str, splits: dict, vocab_size: int, epochs: int, batch_size: int, seed: int = 0) -> dict:
     (xt, yt), (xv, yv), (xs, ys) = splits["train"], splits["val"], splits["test"]
-    pl.seed_everything(0, verbose=False)
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    pl.seed_everything(seed, verbose=False)
     system = conv1d.TextSystem(MODELS[kind](vocab_size=vocab_size, num_classes=len(BBC_NEWS_CLASSES)),
                                num_classes=len(BBC_NEWS_CLASSES))
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
     train = DataLoader(TensorDataset(xt, yt), batch_size=batch_size, shuffle=True, generator=g)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers).*")
@@ -144,6 +151,7 @@ def train_one(kind: str, splits: dict, vocab_size: int, epochs: int, batch_size:
         history = metrics_csv(Path(logger.log_dir) / "metrics.csv")
         best_epoch = int(torch.load(best.best_model_path, weights_only=False)["epoch"]) + 1
     return {
+        "seed": seed,
         "label": LABELS[kind],
         "parameters": sum(p.numel() for p in system.parameters()),
         "epochs": epochs,
@@ -155,20 +163,52 @@ def train_one(kind: str, splits: dict, vocab_size: int, epochs: int, batch_size:
     }
 
 
-def table(result: dict) -> str:
-    lines = [result["command"], "",
-             "| T (words) | model | parameters | best epoch | val accuracy (best) | test accuracy | s / epoch |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
+KO_LABELS = {"conv": "Conv1D(64, 5) → 전역 최대", "hybrid": LABELS["hybrid"], "lstm": LABELS["lstm"]}
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def summarise(runs: list[dict]) -> dict:
+    """One row from its seeds' runs: means under the runs' keys, ``<key>_std``, seed 0's history on top."""
+    row = {k: runs[0][k] for k in ("label", "parameters", "epochs", "history")}
+    for key in ("val_acc_best", "test_acc", "seconds_per_epoch"):
+        values = [r[key] for r in runs]
+        row[key], row[f"{key}_std"] = statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    row["best_epochs"] = [r["best_epoch"] for r in runs]
+    row["runs"] = [{k: v for k, v in r.items() if k != "label"} for r in runs]
+    return row
+
+
+def table(result: dict, lang: str = "en") -> str:
+    ko = lang == "ko"
+    head = (["T(단어)", "모델", "파라미터 수", "최고 에포크", "검증 정확도(최고)", "테스트 정확도", "에포크당 초"] if ko else
+            ["T (words)", "model", "parameters", "best epochs", "val accuracy (best)", "test accuracy", "s / epoch"])
+    lines = [result["command"], "", "| " + " | ".join(head) + " |", "|---:|---|---:|---:|---:|---:|---:|"]
     for T, runs in result["runs"].items():
         for kind, r in runs.items():
-            lines.append(f"| {T} | {r['label']} | {r['parameters']:,} | {r['best_epoch']} | {r['val_acc_best']:.3f} "
-                         f"| {r['test_acc']:.3f} | {r['seconds_per_epoch']:.1f} |")
+            label = KO_LABELS[kind] if ko else r["label"]
+            lines.append(f"| {T} | {label} | {r['parameters']:,} | {', '.join(map(str, r['best_epochs']))} "
+                         f"| {_pm(r['val_acc_best'], r['val_acc_best_std'])} | {_pm(r['test_acc'], r['test_acc_std'])} "
+                         f"| {r['seconds_per_epoch']:.1f} |")
     sizes = "/".join(map(str, result["sizes"]))
-    lines += ["", f"BBC News, train/validation/test = {sizes} articles, Embedding({result['vocab_size']}, 100) "
-                  f"and Dropout(0.5) first, Dense({len(BBC_NEWS_CLASSES)}) softmax last, Adam (lr 0.001), "
-                  f"batch {result['batch_size']}, {result['epochs']} epochs. Always answering the most frequent "
-                  f"topic: {result['majority_test_acc']:.3f}."]
+    n = len(result["seeds"])
+    if ko:
+        lines += ["", f"BBC 뉴스, 훈련/검증/테스트 = 기사 {sizes}개, 앞에 Embedding({result['vocab_size']}, 100)과 "
+                      f"Dropout(0.5), 끝에 Dense({len(BBC_NEWS_CLASSES)}) 소프트맥스, Adam(학습률 0.001), 배치 "
+                      f"{result['batch_size']}, {result['epochs']} 에포크, 시드 {n}개의 평균 ± 표준편차. 가장 흔한 주제로만 "
+                      f"답할 때: {result['majority_test_acc']:.3f}."]
+    else:
+        lines += ["", f"BBC News, train/validation/test = {sizes} articles, Embedding({result['vocab_size']}, 100) "
+                      f"and Dropout(0.5) first, Dense({len(BBC_NEWS_CLASSES)}) softmax last, Adam (lr 0.001), "
+                      f"batch {result['batch_size']}, {result['epochs']} epochs, mean ± std over {n} seeds. Always "
+                      f"answering the most frequent topic: {result['majority_test_acc']:.3f}."]
     return "\n".join(lines) + "\n"
+
+
+def _job(job: tuple) -> dict:
+    return train_one(*job)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -177,7 +217,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lengths", type=int, nargs="+", default=[100, 400])
-    parser.add_argument("--quick", action="store_true", help="300 articles, 1 epoch: checks the script only")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 … n-1")
+    parser.add_argument("--jobs", type=int, default=1, help="(T, model, seed) runs in parallel, one thread each")
+    parser.add_argument("--quick", action="store_true", help="300 articles, 1 epoch, 2 seeds: checks the script only")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
@@ -197,26 +239,37 @@ def _run(args, argv: list[str]) -> dict:
     if args.quick:
         keep = text_split(len(texts), seed=1)[0][:300]
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
-        args.epochs, args.lengths = 1, [20, 40]
+        args.epochs, args.lengths, args.seeds = 1, [20, 40], min(args.seeds, 2)
     train_idx, val_idx, test_idx = text_split(len(texts))
     V = 5000
     vocab = WordVocab([texts[i] for i in train_idx], size=V)
     y = torch.tensor(labels)
     result: dict = {"command": header(argv), "vocab_size": V, "epochs": args.epochs, "batch_size": args.batch_size,
-                    "sizes": [len(train_idx), len(val_idx), len(test_idx)], "quick": args.quick, "runs": {}}
+                    "sizes": [len(train_idx), len(val_idx), len(test_idx)], "quick": args.quick,
+                    "seeds": list(range(args.seeds)), "runs": {}}
     result["majority_test_acc"] = max((y[test_idx] == c).float().mean().item() for c in range(len(BBC_NEWS_CLASSES)))
+    splits = {}
     for T in args.lengths:
         tokens = encode_texts(texts, vocab, maxlen=T)
-        splits = {name: (tokens[idx], y[idx]) for name, idx in [("train", train_idx), ("val", val_idx),
-                                                                ("test", test_idx)]}
+        splits[T] = {name: (tokens[idx], y[idx]) for name, idx in [("train", train_idx), ("val", val_idx),
+                                                                   ("test", test_idx)]}
+    keys = [(T, kind, seed) for T in args.lengths for kind in LABELS for seed in result["seeds"]]
+    keys.sort(key=lambda k: (-k[0], k[1] == "conv"))  # the long, slow runs first
+    work = [(kind, splits[T], V, args.epochs, args.batch_size, seed) for T, kind, seed in keys]
+    if args.jobs > 1 and len(work) > 1:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=min(args.jobs, len(work))) as pool:
+            runs = dict(zip(keys, pool.map(_job, work)))
+    else:
+        runs = dict(zip(keys, map(_job, work)))
+    for T in args.lengths:
         result["runs"][str(T)] = {}
         for kind in LABELS:
-            r = train_one(kind, splits, V, args.epochs, args.batch_size)
-            result["runs"][str(T)][kind] = r
-            print(f"T={T} {kind}: val {r['val_acc_best']:.3f} test {r['test_acc']:.3f} "
-                  f"({r['seconds_per_epoch']:.1f} s/epoch)", flush=True)
+            r = result["runs"][str(T)][kind] = summarise([runs[T, kind, s] for s in result["seeds"]])
+            print(f"T={T} {kind}: val {_pm(r['val_acc_best'], r['val_acc_best_std'])} "
+                  f"test {_pm(r['test_acc'], r['test_acc_std'])} ({r['seconds_per_epoch']:.1f} s/epoch)", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "conv-text.md").write_text(table(result), encoding="utf-8")
+    (args.out / "conv-text.md").write_text(table(result, "ko"), encoding="utf-8")
+    (args.out / "conv-text.en.md").write_text(table(result, "en"), encoding="utf-8")
     (args.out / "conv-text.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result
 

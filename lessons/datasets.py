@@ -1504,3 +1504,260 @@ def ud_path(language: str = "en") -> str:
     digest = _hashlib.sha256(path.read_bytes()).hexdigest()
     _check(digest == sha256, f"expected {path} with SHA-256 {sha256}, got {digest}: the file was changed")
     return str(path)
+
+
+# --- translation: Tatoeba's English–Korean sentence pairs (the seq2seq lesson) ---------------------
+# The repository carries the pairs in data/tatoeba/ (CC BY 2.0 FR, attribution column kept, see
+# data/tatoeba/README.md); benchmarks/translation.py and docs/seq2seq.md read them through these.
+
+__all__ += ["TATOEBA_PATH", "TATOEBA_SHA256", "load_tatoeba", "tatoeba_split", "english_words", "tatoeba_tokens",
+            "pad_pairs", "TranslationData"]
+
+TATOEBA_PATH = _pathlib.Path(__file__).resolve().parent.parent / "data" / "tatoeba" / "tatoeba-kor-eng.txt.gz"
+TATOEBA_SHA256 = "14ff06acf2fa91576e19ce7f753618be15d470ba44caf0ecdf86cf08c93e0b4d"
+
+
+@_functools.lru_cache(maxsize=2)
+def load_tatoeba(path: str | None = None, sha256: str | None = TATOEBA_SHA256) -> tuple[tuple[str, str, str], ...]:
+    """The 3,798 ``(english, korean, attribution)`` pairs shipped in ``data/tatoeba/`` (SHA-256 checked;
+    ``None`` skips the check).
+
+    >>> pairs = load_tatoeba()
+    >>> len(pairs), pairs[1][:2]
+    (3798, ('Hi.', '안녕.'))
+    """
+    import gzip
+
+    path = _pathlib.Path(path) if path is not None else TATOEBA_PATH
+    _check(path.is_file(), f"expected the sentence-pair file {path}, which is missing (see data/tatoeba/README.md)")
+    data = path.read_bytes()
+    if sha256 is not None and (digest := _hashlib.sha256(data).hexdigest()) != sha256:
+        raise ValueError(f"{path}: SHA-256 {digest} differs from the expected {sha256}: the file was changed")
+    rows = [line.split("\t") for line in gzip.decompress(data).decode("utf-8").splitlines()]
+    _check(all(len(r) == 3 and r[0] and r[1] for r in rows),
+           f"{path}: expected three tab-separated columns english, korean, attribution on every line")
+    return tuple((r[0], r[1], r[2]) for r in rows)
+
+
+def tatoeba_split(count: int = 3798, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pair indices for train / validation / test: 80% / 10% / 10% shuffled with ``seed`` (`text_split`).
+
+    >>> [len(part) for part in tatoeba_split()]
+    [3038, 379, 381]
+    """
+    return text_split(count, (0.8, 0.1), seed)
+
+
+_ENGLISH_WORD = _re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*|[^\sa-z0-9]")
+
+
+def english_words(text: str) -> list[str]:
+    """Lower-cased words, punctuation split off (``lessons.seq2seq.english_words``'s rule).
+
+    >>> english_words("I'm Tom's friend, OK?")
+    ["i'm", "tom's", 'friend', ',', 'ok', '?']
+    """
+    return _ENGLISH_WORD.findall(text.lower())
+
+
+@_functools.lru_cache(maxsize=4)
+def tatoeba_tokens(korean: str = "morphemes") -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+    """Every pair of `load_tatoeba` as ``(korean tokens, english_words)``; Korean as ``"morphemes"``
+    (`kiwi_morphemes`, a few seconds), ``"spaces"`` (``str.split``) or ``"chars"`` (characters, spaces dropped).
+
+    >>> tatoeba_tokens("spaces")[4]
+    (('누구?',), ('who', '?'))
+    """
+    split = {"morphemes": kiwi_morphemes, "spaces": str.split, "chars": lambda t: [c for c in t if not c.isspace()]}
+    _check(korean in split, f"expected korean 'morphemes', 'spaces' or 'chars', got {korean!r}")
+    return tuple((tuple(split[korean](ko)), tuple(english_words(en))) for en, ko, _ in load_tatoeba())
+
+
+# --- autoencoder: day-long windows of the hourly weather (the sequence autoencoder lesson) ------
+
+__all__ += ["AUTOENCODER_FEATURES", "AutoencoderWindows", "weather_autoencoder", "write_weather_csv"]
+
+#: The readings an autoencoder window holds: `WEATHER_FEATURES` without pressure, which is missing
+#: in about 1 hour in 10 (filled values would be the strangest thing in the data).
+AUTOENCODER_FEATURES = ("temp", "dewp", "humid", "wind_speed", "precip", "visib")
+
+
+@_dataclasses.dataclass(frozen=True)
+class AutoencoderWindows:
+    """Windows of ``window`` consecutive hours of one station, ``(N, T, 6)`` float32 per split, normalised
+    with the training hours' ``mean`` and ``std`` (6,); ``start[split]`` is each window's first grid hour
+    (`weather_grid`), ``station[split]`` its station index. Windows come in station-major, then time order."""
+
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    window: int
+    stride: int
+    start: dict
+    station: dict
+
+    def raw(self, split: str) -> torch.Tensor:
+        """The split's windows in the units of `WEATHER_UNITS` (°C, %, m/s, mm, km)."""
+        return getattr(self, split) * self.std + self.mean
+
+
+@_functools.lru_cache(maxsize=4)
+def weather_autoencoder(window: int = 24, stride: int = 1, splits: tuple[str, str] = WEATHER_SPLITS) -> AutoencoderWindows:
+    """Every ``window``-hour stretch of one station (one every ``stride`` hours) with all six readings.
+
+    A window is dropped if any hour it covers misses one of `AUTOENCODER_FEATURES`; it belongs to a
+    part (train before ``splits[0]``, validation, test from ``splits[1]``, as `weather_forecast`) only
+    if all its hours lie inside that part. Nothing is filled in.
+
+    >>> data = weather_autoencoder()
+    >>> [tuple(data.train.shape), tuple(data.val.shape), tuple(data.test.shape)]
+    [(16709, 24, 6), (4127, 24, 6), (4053, 24, 6)]
+    """
+    _check(window >= 1 and stride >= 1, f"expected window >= 1 and stride >= 1, got window={window}, stride={stride}")
+    grid = weather_grid()
+    values = grid.values[..., [WEATHER_FEATURES.index(f) for f in AUTOENCODER_FEATURES]]  # (S, G, 6)
+    S, G, D = values.shape
+    cut_val, cut_test = (grid.hour(c) for c in splits)
+    _check(0 < cut_val < cut_test < G, f"expected two increasing cut dates inside 2013, got {splits}")
+    starts = torch.arange(0, G - window + 1, stride)  # (A,)
+    complete = (~values.isnan().any(-1)).unfold(1, window, 1)[:, starts].all(-1)  # (S, A)
+    ends = starts + window - 1
+    part = torch.full(starts.shape, -1)
+    part[ends < cut_val] = 0
+    part[(starts >= cut_val) & (ends < cut_test)] = 1
+    part[starts >= cut_test] = 2
+    train_hours = values[:, :cut_val].reshape(-1, D)
+    train_hours = train_hours[~train_hours.isnan().any(-1)]
+    mean, std = train_hours.mean(0), train_hours.std(0)  # (6,), (6,)
+    normed = ((values - mean) / std).float()
+    out, start, station = {}, {}, {}
+    for p, name in enumerate(("train", "val", "test")):
+        s_idx, a_idx = (complete & (part == p)).nonzero(as_tuple=True)
+        hours = starts[a_idx]
+        out[name] = normed[s_idx[:, None], hours[:, None] + torch.arange(window)]  # (N, T, 6)
+        start[name], station[name] = hours, s_idx
+    return AutoencoderWindows(**out, mean=mean.float(), std=std.float(), window=window, stride=stride,
+                              start=start, station=station)
+
+
+def write_weather_csv(path, station: str = "EWR", first: str = "2013-01-01", last: str = "2014-01-01") -> int:
+    """Write one station's hours from ``first`` (inclusive) to ``last`` (exclusive) as a CSV with the
+    columns ``time`` and `AUTOENCODER_FEATURES` (the input of ``python lessons/autoencoder.py``); a missing
+    reading is an empty cell. Returns the number of rows written.
+
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     rows = write_weather_csv(pathlib.Path(d) / "ewr.csv", "EWR", "2013-11-01", "2013-11-02")
+    ...     head = (pathlib.Path(d) / "ewr.csv").read_text().splitlines()[:2]
+    >>> rows, head[0], head[1].split(",")[0]
+    (24, 'time,temp,dewp,humid,wind_speed,precip,visib', '2013-11-01T00:00:00+00:00')
+    """
+    import csv
+
+    grid = weather_grid()
+    _check(station in grid.stations, f"expected a station in {grid.stations}, got {station!r}")
+    a, b = max(grid.hour(first), 0), min(grid.hour(last), grid.values.shape[1])
+    _check(a < b, f"expected first < last inside 2013, got {first!r}, {last!r}")
+    columns = [WEATHER_FEATURES.index(f) for f in AUTOENCODER_FEATURES]
+    values = grid.values[grid.stations.index(station), a:b][:, columns]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(("time", *AUTOENCODER_FEATURES))
+        for g, row in enumerate(values.tolist(), start=a):
+            when = grid.start + _datetime.timedelta(hours=g)
+            writer.writerow([when.isoformat(), *("" if v != v else f"{v:.6g}" for v in row)])
+    return b - a
+
+
+# --- language model: NSMC reviews as morphemes or characters (the language-model lesson) ---------
+# benchmarks/language_model.py trains on the training split only; the splits are the sentiment lesson's.
+
+__all__ += ["nsmc_lm_reviews"]
+
+
+def nsmc_lm_reviews(level: str = "morphemes") -> tuple[list[tuple[str, ...]], list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """The training, validation and test reviews of `nsmc_split` (40,000 / 5,000 / 5,000) as token tuples:
+    Kiwi's morphemes (``"morphemes"``, `nsmc_tokens`, cached) or the review's characters, spaces and
+    punctuation included (``"chars"``).
+
+    >>> train, val, test = nsmc_lm_reviews("chars")
+    >>> len(train), len(val), len(test), "".join(train[0]) == load_nsmc()[0][int(nsmc_split()[0][0])]
+    (40000, 5000, 5000, True)
+    """
+    _check(level in ("morphemes", "chars"), f"expected level 'morphemes' or 'chars', got {level!r}")
+    tokens = nsmc_tokens() if level == "morphemes" else tuple(tuple(text) for text in load_nsmc()[0])
+    return tuple([tokens[i] for i in part.tolist()] for part in nsmc_split(len(tokens)))
+
+
+# --- captioning: scikit-learn's bundled handwritten digits (UCI, CC BY 4.0), offline -----------------
+
+def load_digit_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 1,797 handwritten digits bundled with scikit-learn (``sklearn.datasets.load_digits``: 8 × 8 grey images,
+    the UCI Optical Recognition of Handwritten Digits test set, CC BY 4.0; no download), as float images
+    (1797, 8, 8) scaled from 0…16 to [0, 1] (0 = background) and int64 labels (1797,).
+
+    >>> images, labels = load_digit_images()
+    >>> tuple(images.shape), float(images.max()), labels[:5].tolist()
+    ((1797, 8, 8), 1.0, [0, 1, 2, 3, 4])
+    """
+    digits = _optional_module("sklearn.datasets", "load_digit_images").load_digits()
+    return torch.tensor(digits.images, dtype=torch.float32) / 16, torch.tensor(digits.target, dtype=torch.int64)
+
+
+def save_digit_images(path: str) -> str:
+    """Write `load_digit_images` as ``{"images", "labels"}`` with ``torch.save`` for ``captioning.py fit --data.path``."""
+    images, labels = load_digit_images()
+    torch.save({"images": images, "labels": labels}, path)
+    return path
+
+
+def pad_pairs(items) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``[(source ids, target ids)]`` → ``(src (N, S), lengths (N,), tgt (N, T))``, both padded with 0 at the end."""
+    src, tgt = zip(*items)
+    pad = _functools.partial(torch.nn.utils.rnn.pad_sequence, batch_first=True)
+    return pad(list(src)), torch.tensor([len(s) for s in src]), pad(list(tgt))
+
+
+class TranslationData(_pl.LightningDataModule):
+    """Tatoeba's pairs, Korean (Kiwi morphemes, `tatoeba_tokens`) → English (`english_words`), as
+    ``(src, lengths, tgt)`` batches (`pad_pairs`), ``tgt`` = ``<bos> … <eos>``; split by `tatoeba_split`
+    (3,038 / 379 / 381). Vocabularies of the training pairs (``min_freq``; the target's starts
+    ``<pad> <unk> <bos> <eos>``, `lessons.seq2seq.Vocabulary`'s order); training pairs longer than ``max_len``
+    tokens on either side are left out; ``limit`` keeps the first (train, val, test) pairs of each split."""
+
+    def __init__(self, min_freq: int = 2, max_len: int = 30, batch_size: int = 32, seed: int = 0,
+                 limit: tuple[int, int, int] | None = None) -> None:
+        super().__init__()
+        _check(min_freq >= 1 and max_len >= 1 and batch_size >= 1,
+               f"expected min_freq, max_len and batch_size >= 1, got {min_freq}, {max_len}, {batch_size}")
+        self.tokenizer, self.batch_size, self.seed = "kiwi", batch_size, seed
+        tokens = tatoeba_tokens("morphemes")
+        parts = [p.tolist()[:n] for p, n in zip(tatoeba_split(len(tokens)), limit or (None,) * 3)]
+        self.source_words = vocabulary((tokens[i][0] for i in parts[0]), min_freq)
+        self.target_words = ["<pad>", "<unk>", "<bos>", "<eos>"] + vocabulary((tokens[i][1] for i in parts[0]), min_freq)[2:]
+        source, target = ({w: i for i, w in enumerate(words)} for words in (self.source_words, self.target_words))
+        self.indices = dict(zip(("train", "val", "test"), parts))
+        self.splits = {s: [(torch.tensor([source.get(t, 1) for t in tokens[i][0]]),
+                            torch.tensor([2, *(target.get(t, 1) for t in tokens[i][1]), 3]))
+                           for i in part if s != "train" or max(map(len, tokens[i])) <= max_len]
+                       for s, part in self.indices.items()}
+
+    source_size = property(lambda self: len(self.source_words))
+    target_size = property(lambda self: len(self.target_words))
+
+    def _loader(self, split: str, shuffle: bool = False) -> _DataLoader:
+        return _DataLoader(self.splits[split], self.batch_size, shuffle=shuffle, collate_fn=pad_pairs,
+                           generator=torch.Generator().manual_seed(self.seed))
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+    predict_dataloader = test_dataloader

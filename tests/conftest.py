@@ -17,10 +17,15 @@ Environment variables:
 ``CHROMIUM``
     The browser to drive (default ``/usr/bin/chromium``). Missing, the browser tests
     are skipped, or fail when ``CI=true``.
+
+Under pytest-xdist (``pytest -n 2``, as ``make test`` runs it) the workers share one build: the
+first worker to finish collecting starts it in a folder named after the run, the others wait for
+the result file it writes, and the controller removes the folder at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -31,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -71,13 +77,28 @@ class SiteBuild:
         self.log_path: Path | None = None
         self.started = 0.0
         self.seconds: float | None = None
+        self.shared = False  # True in an xdist worker that waits for another worker's build
 
     def start(self) -> None:
-        if self.proc is not None:
+        if self.proc is not None or self.shared:
             return
-        self.tmp = Path(tempfile.mkdtemp(prefix="rnn-site-"))
-        self.site = self.tmp / "site"
-        self.log_path = self.tmp / "mkdocs-build.log"
+        shared = _xdist_build_dir()
+        if shared is not None:
+            from filelock import FileLock
+
+            shared.mkdir(exist_ok=True)
+            with FileLock(str(shared / "lock")):
+                owner = shared / "owner"
+                self.shared = owner.exists()  # another worker builds: wait for its result file
+                if not self.shared:
+                    owner.write_text(os.environ.get("PYTEST_XDIST_WORKER", ""), encoding="utf-8")
+            self.tmp, self.site, self.log_path = shared, shared / "site", shared / "mkdocs-build.log"
+            if self.shared:
+                return
+        else:
+            self.tmp = Path(tempfile.mkdtemp(prefix="rnn-site-"))
+            self.site = self.tmp / "site"
+            self.log_path = self.tmp / "mkdocs-build.log"
         env = dict(os.environ, NO_MKDOCS_2_WARNING="1", PYTHONUNBUFFERED="1")
         self.started = time.monotonic()
         with open(self.log_path, "wb") as log:
@@ -91,18 +112,36 @@ class SiteBuild:
                 env=env,
                 start_new_session=True,  # its own process group: stop() ends the kernels too
             )
+        if _xdist_build_dir() is not None:  # tell the other workers when the build is over
+            def report(proc=self.proc, started=self.started, result=self.tmp / "result"):
+                code = proc.wait()
+                partial = result.with_suffix(".tmp")
+                partial.write_text(f"{code} {time.monotonic() - started}", encoding="utf-8")
+                partial.replace(result)
+
+            threading.Thread(target=report, daemon=True).start()
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path else ""
 
     def wait(self, timeout: float) -> Path:
         self.start()
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-            pytest.fail(f"mkdocs build --strict took more than {timeout:.0f} s:\n{self.log()[-20000:]}")
+        if self.shared:
+            result, deadline = self.tmp / "result", time.monotonic() + timeout
+            while not result.exists():
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the site build of another xdist worker took more than {timeout:.0f} s:\n"
+                                f"{self.log()[-20000:]}")
+                time.sleep(0.5)
+            code_text, seconds = result.read_text(encoding="utf-8").split()
+            code, self.seconds = int(code_text), float(seconds)
+        else:
+            try:
+                code = self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                pytest.fail(f"mkdocs build --strict took more than {timeout:.0f} s:\n{self.log()[-20000:]}")
         if self.seconds is None:
             self.seconds = time.monotonic() - self.started
         log = self.log()
@@ -118,6 +157,12 @@ class SiteBuild:
         return self.site
 
     def stop(self, keep: bool) -> None:
+        if _xdist_build_dir() is not None:
+            # other workers may still wait for this build; the controller removes the folder
+            if self.proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=float(os.environ.get("RNN_SITE_BUILD_TIMEOUT", "900")))
+            return
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)  # the build and its notebook kernels
             try:
@@ -130,6 +175,28 @@ class SiteBuild:
 
 
 _build = SiteBuild()
+
+
+def _xdist_build_dir() -> Path | None:
+    """The build folder the xdist workers of this run share (None outside xdist workers)."""
+    run = os.environ.get("RNN_XDIST_RUN")
+    if not run or not os.environ.get("PYTEST_XDIST_WORKER"):
+        return None
+    return Path(tempfile.gettempdir()) / f"rnn-site-xdist-{run}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The controller of an xdist run names the run before it starts the workers (they inherit it).
+    if not os.environ.get("PYTEST_XDIST_WORKER") and getattr(config.option, "numprocesses", None):
+        os.environ["RNN_XDIST_RUN"] = uuid.uuid4().hex
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = os.environ.get("RNN_XDIST_RUN")
+    if run and not os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = Path(tempfile.gettempdir()) / f"rnn-site-xdist-{run}"
+        if os.environ.get("RNN_KEEP_SITE") != "1":
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 def _uses_built_site(item: pytest.Item) -> bool:
@@ -148,10 +215,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    if _build.seconds is not None:
-        terminalreporter.write_line(f"site build (mkdocs build --strict): {_build.seconds:.1f} s")
-    if os.environ.get("RNN_KEEP_SITE") == "1" and _build.site is not None:
-        terminalreporter.write_line(f"built site kept in {_build.site}")
+    seconds, site = _build.seconds, _build.site
+    run = os.environ.get("RNN_XDIST_RUN")
+    if run and not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller reads the workers' build
+        shared = Path(tempfile.gettempdir()) / f"rnn-site-xdist-{run}"
+        if (shared / "result").exists():
+            seconds, site = float((shared / "result").read_text(encoding="utf-8").split()[1]), shared / "site"
+    if seconds is not None:
+        terminalreporter.write_line(f"site build (mkdocs build --strict): {seconds:.1f} s")
+    if os.environ.get("RNN_KEEP_SITE") == "1" and site is not None:
+        terminalreporter.write_line(f"built site kept in {site}")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ is complete; the command line runs; the benchmark's quick mode writes the commit
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -228,9 +229,13 @@ def test_command_line_trains_and_checkpoint_loads(tmp_path, monkeypatch):
 
 # ---- the benchmark that makes the page's tables ----
 
+LESSON_ROWS = ("dense", "gru", "gru_reversed", "bigru")
+
+
 def _benchmark():
     spec = importlib.util.spec_from_file_location("forecasting_benchmark", ROOT / "benchmarks" / "forecasting.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["forecasting_benchmark"] = module  # --jobs workers find the module's functions by name
     spec.loader.exec_module(module)
     return module
 
@@ -241,44 +246,112 @@ def _table_shape(text):
     return lines[0].startswith("`python benchmarks/forecasting.py"), rows[:2], [r.split("|")[1] for r in rows[2:]]
 
 
+TABLES = ("forecast-bidirectional.md", "forecast-bidirectional.en.md", "pos-tagging.md", "pos-tagging.en.md")
+
+
 def test_benchmark_quick_mode_writes_the_committed_table_formats(tmp_path):
     _benchmark().main(["--quick", "--lesson", "bidirectional", "--out", str(tmp_path)])
-    for name in ("forecast-bidirectional.md", "pos-tagging.md"):
+    for name in TABLES:
         quick = _table_shape((tmp_path / name).read_text(encoding="utf-8"))
         assert quick == _table_shape((ROOT / "benchmarks" / "results" / name).read_text(encoding="utf-8")), name
+    curves = json.loads((tmp_path / "forecast-curves.json").read_text(encoding="utf-8"))
+    assert curves["bigru"]["seeds"] == [0, 1, 2][:2] and len(curves["pos_tagging"]["both"]["runs"]) == 2
+
+
+def test_committed_tables_are_the_rendering_of_the_committed_runs():
+    module = _benchmark()
+    module._register_optional_lessons()
+    curves = committed("forecast-curves.json")
+    rows = [{**curves[name], "name": name} for name in module.LESSONS["bidirectional"]]
+    assert [r["name"] for r in rows] == list(LESSON_ROWS)
+    made_by = "  \n".join(sorted({r["command"] for r in rows}))
+    results = ROOT / "benchmarks" / "results"
+    for lang, suffix in (("ko", ".md"), ("en", ".en.md")):
+        table = f"{made_by}\n\n{module.results_table(rows, curves['common_sense'], frozenset(), lang)}\n"
+        assert (results / f"forecast-bidirectional{suffix}").read_text(encoding="utf-8") == table, lang
+        tags = module.tagging_table(curves["pos_tagging"], lang)
+        assert (results / f"pos-tagging{suffix}").read_text(encoding="utf-8") == tags, lang
+
+
+def _ms(row, key):
+    return row[key], row[f"{key}_std"]
+
+
+def _apart(a, b):
+    """Two (mean, std) pairs differ by more than their spreads together: the only difference the page calls one."""
+    return abs(a[0] - b[0]) > a[1] + b[1]
+
+
+# what the page quotes, as written there (mean ± std, rounded as in the table), for each (row, key)
+QUOTED_FORECAST = {("gru", "val_mae_best"): "2.47 ± 0.07", ("gru", "test_mae"): "3.47 ± 0.13",
+                   ("gru_reversed", "val_mae_best"): "2.95 ± 0.15", ("gru_reversed", "test_mae"): "4.23 ± 0.33",
+                   ("bigru", "val_mae_best"): "2.33 ± 0.01", ("bigru", "test_mae"): "3.69 ± 0.10"}
+QUOTED_TAGGING = {("both", "test_acc"): "0.893 ± 0.010", ("backward", "test_acc"): "0.866 ± 0.003",
+                  ("forward", "test_acc"): "0.883 ± 0.008"}
+
+
+def _as_numbers(quoted):
+    out = {}
+    for (row, key), text in quoted.items():
+        mean, std = map(float, text.split(" ± "))
+        out[row, key], out[row, f"{key}_std"] = mean, std
+    return out
 
 
 def _check_claims(runs, tol=None):
-    """The page's numbers (``tol=None``: as rounded there) and conclusions, for a run's results."""
+    """The page's numbers (``tol=None``: as rounded there) and conclusions, for a run's results.
+    A difference is claimed only where the two means differ by more than the two standard deviations together."""
     base = runs["common_sense"]
     gru, back, both = runs["gru"], runs["gru_reversed"], runs["bigru"]
-    # the numbers the page quotes, rounded as in the table
-    quoted = {("gru_reversed", "val_mae_best"): 2.98, ("gru_reversed", "test_mae"): 3.86, ("gru", "val_mae_best"): 2.40,
-              ("gru", "test_mae"): 3.42, ("bigru", "val_mae_best"): 2.33, ("bigru", "test_mae"): 3.71}
-    quoted |= {("common_sense", "val"): 2.51, ("common_sense", "test"): 4.00}
+    quoted = _as_numbers(QUOTED_FORECAST) | {("bigru", "val_mae_last"): 2.74}
     check_quoted({key: runs[key[0]][key[1]] for key in quoted}, quoted, tol)
-    assert both["best_epoch"] == 2 or tol is not None
-    # reading backwards: worse than forward on both splits, worse than common sense on validation,
-    # a little better than it on the winter test set
-    assert back["val_mae_best"] > gru["val_mae_best"] and back["test_mae"] > gru["test_mae"]
-    assert back["val_mae_best"] > base["val"]
-    assert base["test"] - 0.3 < back["test_mae"] < base["test"]
-    # bidirectional: a little lower on validation (a small difference), worse on test, early best epoch, then overfits
-    assert 0 < gru["val_mae_best"] - both["val_mae_best"] < 0.1
-    assert both["test_mae"] > gru["test_mae"] + 0.2
-    assert both["best_epoch"] <= 5 and both["val_mae_last"] > both["val_mae_best"]
+    check_quoted({"val": base["val"], "test": base["test"]}, {"val": 2.51, "test": 4.00}, tol)
+    # the same budget for every row: 30 epochs, seeds 0, 1, 2
+    for name in LESSON_ROWS:
+        assert runs[name]["epochs"] == 30 and runs[name]["seeds"] == [0, 1, 2], name
+    # reading backwards: worse than forward on both sets beyond the spread; worse than common sense on
+    # validation beyond the spread; on test its mean is above common sense, within its spread
+    for key in ("val_mae_best", "test_mae"):
+        assert back[key] > gru[key] and _apart(_ms(back, key), _ms(gru, key)), key
+    assert back["val_mae_best"] - back["val_mae_best_std"] > base["val"]
+    assert back["test_mae"] > base["test"] > back["test_mae"] - back["test_mae_std"]
+    # both directions: the lowest validation MAE of the table, below forward beyond the spread; not lower on test
+    assert both["val_mae_best"] == min(runs[name]["val_mae_best"] for name in LESSON_ROWS)
+    assert both["val_mae_best"] < gru["val_mae_best"] and _apart(_ms(both, "val_mae_best"), _ms(gru, "val_mae_best"))
+    assert both["test_mae"] > gru["test_mae"]
+    # early best epochs in every seed, then the validation MAE rises beyond the spread: overfitting
+    assert both["best_epochs"] == [2, 6, 4] or (tol is not None and max(both["best_epochs"]) <= 10)
+    assert _apart(_ms(both, "val_mae_last"), _ms(both, "val_mae_best")) and both["val_mae_last"] > both["val_mae_best"]
     assert both["parameters"] > 1.9 * gru["parameters"]
+    # tagging: 3 seeds, 30 epochs
     tags = runs["pos_tagging"]
+    check_quoted({key: tags[key[0]][key[1]] for key in _as_numbers(QUOTED_TAGGING)}, _as_numbers(QUOTED_TAGGING), tol,
+                 digits=3)
+    for direction in ("forward", "backward", "both"):
+        assert tags[direction]["epochs"] == 30 and [r["seed"] for r in tags[direction]["runs"]] == [0, 1, 2]
     for split in ("val_acc", "test_acc"):
-        assert min(tags["forward"][split], tags["backward"][split]) > tags["majority"][split]
+        tag = lambda d: _ms(tags[d], split)  # noqa: E731
+        # each one direction beats the context-free baseline beyond its spread
+        for direction in ("forward", "backward"):
+            assert tags[direction][split] - tags[direction][f"{split}_std"] > tags["majority"][split], (direction, split)
+        # both directions: the highest mean, beyond the spread over right to left, within it over left to right
         assert tags["both"][split] > max(tags["forward"][split], tags["backward"][split])
+        assert _apart(tag("both"), tag("backward")) and not _apart(tag("both"), tag("forward")), split
+    # eight of the nine runs peak at one of the last two epochs: still improving at 30 epochs
+    best = [e for d in ("forward", "backward", "both") for e in tags[d]["best_epochs"]]
+    assert sum(e >= 29 for e in best) == 8 or (tol is not None and sum(e >= 25 for e in best) >= 6)
 
 
 def test_the_pages_claims_hold_in_the_committed_full_runs():
     _check_claims(committed("forecast-curves.json"))
+    for page in ("bidirectional.md", "bidirectional.en.md"):
+        text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+        missing = [q for q in (*QUOTED_FORECAST.values(), *QUOTED_TAGGING.values(), "2.74", "2.51", "4.00")
+                   if q not in text]
+        assert not missing, (page, missing)
 
 
 @pytest.mark.slow
 def test_the_pages_claims_hold_in_a_fresh_full_run(tmp_path):
-    _benchmark().main(["--lesson", "bidirectional", "--fresh", "--out", str(tmp_path)])
+    _benchmark().main(["--lesson", "bidirectional", "--fresh", "--jobs", "2", "--out", str(tmp_path)])
     _check_claims(json.loads((tmp_path / "forecast-curves.json").read_text(encoding="utf-8")), tol=0.05)

@@ -6,6 +6,7 @@ mode writes the committed table format."""
 
 import importlib.util
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -192,35 +193,88 @@ def _table_shape(text):
     return lines[0].startswith("`python benchmarks/forecasting.py"), rows[:2], [r.split("|")[1] for r in rows[2:]]
 
 
+TABLES = ("forecast-stacking.md", "forecast-stacking.en.md")
+
+
 def test_benchmark_quick_mode_writes_the_committed_table_format(tmp_path):
     results = _benchmark().main(["--quick", "--lesson", "stacking", "--out", str(tmp_path)])
-    name = "forecast-stacking.md"
-    quick = _table_shape((tmp_path / name).read_text(encoding="utf-8"))
-    assert quick == _table_shape((ROOT / "benchmarks" / "results" / name).read_text(encoding="utf-8"))
+    for name in TABLES:
+        quick = _table_shape((tmp_path / name).read_text(encoding="utf-8"))
+        assert quick == _table_shape((ROOT / "benchmarks" / "results" / name).read_text(encoding="utf-8")), name
+    assert results["stacked_gru"]["seeds"] == [0, 1] and len(results["stacked_gru"]["runs"]) == 2  # quick: two seeds
     assert results["stacked_gru"]["train_mae_last"] < 20  # recurrent dropout 0.5 on a GRU stays finite
+
+
+def test_committed_tables_are_the_rendering_of_the_committed_json():
+    bench = _benchmark()
+    bench._register_optional_lessons()
+    curves = committed("forecast-curves.json")
+    rows = [{**curves[n], "name": n} for n in bench.LESSONS["stacking"]]
+    made_by = "  \n".join(sorted({r["command"] for r in rows}))  # as main() writes the header
+    timed = bench.TIMED.get("stacking", frozenset())
+    for lang, name in (("ko", TABLES[0]), ("en", TABLES[1])):
+        text = (ROOT / "benchmarks" / "results" / name).read_text(encoding="utf-8")
+        assert text == f"{made_by}\n\n{bench.results_table(rows, curves['common_sense'], timed, lang)}\n", name
+
+
+def _apart(a, b, key):
+    """The mean ± std ranges of two rows do not overlap (the page's rule for a difference that counts)."""
+    return abs(a[key] - b[key]) > a[f"{key}_std"] + b[f"{key}_std"]
 
 
 def _check_claims(runs, tol=None):
     """The page's numbers (``tol=None``: as rounded there) and conclusions, for a run's results."""
-    stacked, gru, drop, base = runs["stacked_gru"], runs["gru"], runs["gru_dropout"], runs["common_sense"]
-    # the numbers the page quotes, rounded as in the table
-    quoted = {("stacked_gru", "val_mae_best"): 2.30, ("stacked_gru", "val_mae_last"): 5.83,
-              ("stacked_gru", "train_mae_last"): 2.80, ("stacked_gru", "test_mae"): 3.71,
-              ("gru_dropout", "val_mae_best"): 2.29, ("gru_dropout", "test_mae"): 3.49, ("gru", "test_mae"): 3.42}
+    base = runs["common_sense"]
+    names = ("dense", "gru", "gru_dropout", "stacked_gru_same", "stacked_gru")
+    dense, gru, drop, same, notes = (runs[n] for n in names)
+    rows = [dense, gru, drop, same, notes]
+    # the numbers the page quotes, rounded as in the table (mean and std over the seeds)
+    quoted = {("common_sense", "val"): 2.51,
+              ("stacked_gru_same", "val_mae_best"): 2.45, ("stacked_gru_same", "val_mae_best_std"): 0.03,
+              ("stacked_gru_same", "test_mae"): 3.46, ("stacked_gru_same", "test_mae_std"): 0.08,
+              ("stacked_gru_same", "train_mae_last"): 2.56, ("stacked_gru_same", "val_mae_last"): 2.58,
+              ("gru_dropout", "val_mae_best"): 2.47, ("gru_dropout", "val_mae_best_std"): 0.23,
+              ("gru_dropout", "test_mae"): 3.42, ("gru_dropout", "test_mae_std"): 0.08,
+              ("gru", "test_mae"): 3.47, ("gru", "test_mae_std"): 0.13,
+              ("stacked_gru", "val_mae_best"): 2.27, ("stacked_gru", "val_mae_best_std"): 0.04,
+              ("stacked_gru", "test_mae"): 3.80, ("stacked_gru", "test_mae_std"): 0.13,
+              ("stacked_gru", "val_mae_last"): 3.79, ("stacked_gru", "train_mae_last"): 2.58}
     check_quoted({key: runs[key[0]][key[1]] for key in quoted}, quoted, tol)
-    assert (stacked["parameters"], gru["parameters"]) == (22913, 4065)
-    assert stacked["best_epoch"] == 4 or tol is not None  # the page names it
-    # more than five times the parameters, but no better than one GRU layer with dropout, and worse on test
-    assert stacked["parameters"] > 5 * gru["parameters"]
-    assert stacked["val_mae_best"] >= drop["val_mae_best"]
-    assert stacked["test_mae"] > max(gru["test_mae"], drop["test_mae"])
-    # after the early best epoch: validation more than doubles while the training MAE (masks on) keeps falling
-    history = stacked["history"]
-    assert stacked["best_epoch"] <= 5 and stacked["val_mae_last"] > 2 * stacked["val_mae_best"]
-    assert stacked["train_mae_last"] < history["train_mae"][stacked["best_epoch"] - 1]
-    assert stacked["train_mae_last"] == min(history["train_mae"][stacked["best_epoch"]:])
-    # the last epoch's model, without the checkpoint, is more than twice as bad as common sense on validation
-    assert stacked["val_mae_last"] > 2 * base["val"]
+    # exercise 4: test MAE of the stack minus the single layer (both 0.2/0.2), paired by seed
+    diffs = [b["test_mae"] - a["test_mae"] for a, b in zip(drop["runs"], same["runs"])]
+    assert [r["seed"] for r in drop["runs"]] == [r["seed"] for r in same["runs"]] == [0, 1, 2]
+    check_quoted({"seed0": diffs[0], "seed1": diffs[1], "seed2": diffs[2], "mean": statistics.mean(diffs),
+                  "std": statistics.stdev(diffs)},
+                 {"seed0": -0.08, "seed1": 0.04, "seed2": 0.17, "mean": 0.04, "std": 0.12}, tol)
+    assert abs(statistics.mean(diffs)) < statistics.stdev(diffs) and min(diffs) < 0 < max(diffs)
+    # the same budget for every row: 30 epochs, seeds 0, 1, 2
+    assert all(r["epochs"] == 30 and r["seeds"] == [0, 1, 2] and len(r["runs"]) == 3 for r in rows)
+    assert (same["parameters"], notes["parameters"], gru["parameters"]) == (22913, 22913, 4065)
+    assert (gru["best_epochs"], drop["best_epochs"], same["best_epochs"], notes["best_epochs"]) == (
+        [4, 9, 4], [27, 27, 19], [27, 21, 30], [4, 8, 4]) or tol is not None  # the page names them
+    # depth alone (same dropout, epochs, seeds): more than five times the parameters, nothing gained beyond the spread
+    assert same["parameters"] > 5 * drop["parameters"]
+    assert not _apart(same, drop, "val_mae_best") and not _apart(same, drop, "test_mae")
+    assert min(same["best_epochs"]) > max(gru["best_epochs"])  # as late as the single layer with dropout
+    # exercise 3: the single GRU without dropout is best early, its best epoch spread over five epochs
+    assert max(gru["best_epochs"]) <= 10 and max(gru["best_epochs"]) - min(gru["best_epochs"]) == 5 or tol is not None
+    assert gru["val_mae_last"] - gru["val_mae_best"] > gru["val_mae_last_std"] + gru["val_mae_best_std"]  # overfits
+    # the notes' rates: lowest mean validation MAE, below the 0.2/0.2 stack beyond the spread ...
+    assert notes["val_mae_best"] == min(r["val_mae_best"] for r in rows) < base["val"]
+    assert _apart(notes, same, "val_mae_best") and notes["val_mae_best"] < same["val_mae_best"]
+    # ... but worse on test than the 0.2/0.2 stack and both single GRU rows, beyond the spread
+    for other in (same, drop, gru):
+        assert notes["test_mae"] > other["test_mae"] and _apart(notes, other, "test_mae")
+    assert notes["test_mae"] == max(r["test_mae"] for r in rows[1:])  # the worst recurrent row
+    # early best epochs; afterwards validation climbs while the training MAE (masks on) keeps falling
+    assert max(notes["best_epochs"]) <= 10
+    assert notes["val_mae_last"] - notes["val_mae_best"] > notes["val_mae_last_std"] + notes["val_mae_best_std"]
+    for r in notes["runs"]:
+        assert r["history"]["train_mae"][-1] < r["history"]["train_mae"][r["best_epoch"] - 1]
+    # with the masks on the two stacks fit the training windows alike; without masks they are far apart
+    assert not _apart(notes, same, "train_mae_last") and _apart(notes, same, "val_mae_last")
+    # without the checkpoint the last epoch's model is worse than common sense on validation, for every seed
+    assert all(r["val_mae_last"] > base["val"] for r in notes["runs"])
 
 
 def test_the_pages_claims_hold_in_the_committed_full_runs():
@@ -229,5 +283,5 @@ def test_the_pages_claims_hold_in_the_committed_full_runs():
 
 @pytest.mark.slow
 def test_the_pages_claims_hold_in_a_fresh_full_run(tmp_path):
-    _benchmark().main(["--lesson", "stacking", "--fresh", "--out", str(tmp_path)])
+    _benchmark().main(["--lesson", "stacking", "--fresh", "--jobs", "2", "--out", str(tmp_path)])
     _check_claims(json.loads((tmp_path / "forecast-curves.json").read_text(encoding="utf-8")), tol=0.05)

@@ -86,20 +86,25 @@ assert torch.equal(reach[1], torch.ones(T, T).triu())
 # %% [markdown]
 # ## 읽는 방향과 검증 MAE { #curves }
 #
-# 같은 창, 같은 시드로 끝까지 학습시킨 세 모델의 에포크별 검증 MAE입니다. 점선은 상식 기준 모델입니다.
+# 같은 창으로 30 에포크 동안 학습시킨 세 모델의 에포크별 검증 MAE입니다. 선은 시드 3개의 평균, 색 띠는 시드 사이의 최솟값에서 최댓값까지이고, 점선은 상식 기준 모델입니다.
 
 # %%
 curves = json.loads(pathlib.Path("benchmarks/results/forecast-curves.json").read_text())
 names = ["gru", "gru_reversed", "bigru"]
 fig, ax = plt.subplots(figsize=(7, 4))
 for name in names:
-    run = curves[name]
-    ax.plot(range(1, len(run["history"]["val_mae"]) + 1), run["history"]["val_mae"], label=run["label"])
+    seeds = torch.tensor([run["history"]["val_mae"] for run in curves[name]["runs"]])  # (seeds, epochs)
+    epochs = range(1, seeds.shape[1] + 1)
+    line, = ax.plot(epochs, seeds.mean(0), label=curves[name]["label"])
+    ax.fill_between(epochs, seeds.min(0).values, seeds.max(0).values, color=line.get_color(), alpha=0.2)
 ax.axhline(curves["common_sense"]["val"], color="k", linestyle="--", linewidth=1, label=TEXT["baseline"])
 ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["mae"], title=TEXT["curves_title"])
 ax.grid(True, alpha=0.3)
 ax.legend()
 plt.show()
 for name in names:
-    print(f"{curves[name]['label']}: best val {curves[name]['val_mae_best']:.2f}")
-assert min(curves["gru_reversed"]["history"]["val_mae"]) > min(curves["gru"]["history"]["val_mae"])
+    row = curves[name]
+    print(f"{row['label']}: best val {row['val_mae_best']:.2f} ± {row['val_mae_best_std']:.2f}, "
+          f"test {row['test_mae']:.2f} ± {row['test_mae_std']:.2f}")
+gru, back = curves["gru"], curves["gru_reversed"]
+assert back["val_mae_best"] - back["val_mae_best_std"] > gru["val_mae_best"] + gru["val_mae_best_std"]

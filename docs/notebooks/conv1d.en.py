@@ -48,6 +48,7 @@ TEXT = {
         "baseline": "상식 기준 모델",
         "acc": "검증 정확도",
         "words": "단어",
+        "global max": "전역 최대",
     },
     "en": {
         "step": "step",
@@ -66,6 +67,7 @@ TEXT = {
         "baseline": "common sense",
         "acc": "validation accuracy",
         "words": "words",
+        "global max": "global max",
     },
 }[LANG]
 
@@ -141,39 +143,50 @@ assert fields["dilated"][-1] == 2 ** 11 - 1 and fields["plain3"][-1] == 21
 # %% [markdown]
 # ## Temperature forecasting { #forecasting }
 #
-# The per-epoch validation MAE saved by `benchmarks/forecasting.py`. The convnet stays above the common-sense baseline throughout training.
+# The per-epoch validation MAE saved by `benchmarks/forecasting.py`. The lines are the mean over 3 seeds, the bands run from the lowest to the highest seed. The convnet stays above the common-sense baseline throughout training in all three seeds.
 
 # %%
 curves = json.loads(pathlib.Path("benchmarks/results/forecast-curves.json").read_text())
 fig, ax = plt.subplots(figsize=(7, 4))
-for name in ("lstm", "conv", "cnn_lstm"):
-    run = curves[name]
-    ax.plot(range(1, run["epochs"] + 1), run["history"]["val_mae"], marker=".", label=run["label"])
+for name in ("lstm_plain", "conv", "cnn_lstm"):
+    seeds = torch.tensor([run["history"]["val_mae"] for run in curves[name]["runs"]])  # (seeds, epochs)
+    epochs = range(1, seeds.shape[1] + 1)
+    line, = ax.plot(epochs, seeds.mean(0), marker=".", label=curves[name]["label"])
+    ax.fill_between(epochs, seeds.min(0).values, seeds.max(0).values, color=line.get_color(), alpha=0.2)
 ax.axhline(curves["common_sense"]["val"], color="k", linestyle="--", linewidth=1, label=TEXT["baseline"])
 ax.set(xlabel=TEXT["epoch"], ylabel=TEXT["mae"])
 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.legend(fontsize=8)
 ax.grid(True, alpha=0.3)
 plt.show()
-assert min(curves["conv"]["history"]["val_mae"]) > curves["common_sense"]["val"]
+assert all(min(run["history"]["val_mae"]) > curves["common_sense"]["val"] for run in curves["conv"]["runs"])
 
 # %% [markdown]
 # ## News classification { #text-classification }
 #
 # The per-epoch validation accuracy on BBC News saved by `benchmarks/conv_text.py`: the first 100 words of each article on the left, 400 on the right.
+# Each line is the mean over 3 seeds, each band runs from the lowest to the highest seed. The LSTM has the widest band at both lengths: it varies most from seed to seed.
 
 # %%
 text = json.loads(pathlib.Path("benchmarks/results/conv-text.json").read_text())
 fig, axes = plt.subplots(1, len(text["runs"]), figsize=(11, 3.5), sharey=True)
+width = {}
 for ax, (T, runs) in zip(axes, text["runs"].items()):
-    for run in runs.values():
-        ax.plot(range(1, run["epochs"] + 1), run["history"]["val_acc"], marker=".", label=run["label"])
+    for kind, row in runs.items():
+        seeds = torch.tensor([run["history"]["val_acc"] for run in row["runs"]])  # (seeds, epochs)
+        epochs = range(1, seeds.shape[1] + 1)
+        label = row["label"].replace("global max", TEXT["global max"])
+        line, = ax.plot(epochs, seeds.mean(0), marker=".", label=label)
+        ax.fill_between(epochs, seeds.min(0).values, seeds.max(0).values, color=line.get_color(), alpha=0.2)
+        width[T, kind] = (seeds.max(0).values - seeds.min(0).values).mean().item()  # the band's mean width
     ax.set(title=f"T = {T} {TEXT['words']}", xlabel=TEXT["epoch"])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
 axes[0].set_ylabel(TEXT["acc"])
 axes[0].legend(fontsize=8)
 plt.show()
+assert all(max(runs, key=lambda kind: width[T, kind]) == "lstm" for T, runs in text["runs"].items())
 for T, runs in text["runs"].items():
-    for kind, run in runs.items():
-        print(f"T = {T}, {kind:6s}: test accuracy {run['test_acc']:.3f}, {run['seconds_per_epoch']:.1f} s/epoch")
+    for kind, row in runs.items():
+        print(f"T = {T}, {kind:6s}: test accuracy {row['test_acc']:.3f} ± {row['test_acc_std']:.3f} "
+              f"over seeds {text['seeds']}, best epochs {row['best_epochs']}, {row['seconds_per_epoch']:.1f} s/epoch")

@@ -44,6 +44,7 @@ TEXT = {
         "train": "훈련",
         "val": "검증",
         "baseline": "상식 기준 모델 (검증)",
+        "best": "가장 좋은 에포크",
     },
     "en": {
         "per_sequence": "once per sequence",
@@ -56,6 +57,7 @@ TEXT = {
         "train": "training",
         "val": "validation",
         "baseline": "common sense (validation)",
+        "best": "best epoch",
     },
 }[LANG]
 
@@ -88,26 +90,32 @@ assert not torch.equal(patterns[True], patterns[True][:1].expand_as(patterns[Tru
 # %% [markdown]
 # ## 훈련 곡선과 검증 곡선 { #curves }
 #
-# 드롭아웃이 없는 GRU, 시퀀스마다 마스크를 한 번 뽑은 GRU, 시점마다 새로 뽑은 GRU의 에포크별 MAE입니다.
+# 드롭아웃이 없는 GRU, 시퀀스마다 마스크를 한 번 뽑은 GRU, 시점마다 새로 뽑은 GRU, 드롭아웃이 없는 LSTM과 있는 LSTM의 에포크별 MAE입니다.
+# 모든 모델은 30 에포크를 시드 0, 1, 2로 학습했고, 세 시드의 곡선을 같은 색으로 모두 그립니다. 점은 시드마다 가중치를 남긴 가장 좋은 에포크입니다.
 # 훈련 곡선은 드롭아웃이 켜진 상태에서 잰 값이므로, 드롭아웃이 있는 모델의 훈련 MAE는 검증 MAE보다 높게 나올 수 있습니다.
 
 # %%
 curves = json.loads(pathlib.Path("benchmarks/results/forecast-curves.json").read_text())
-names = ["gru", "gru_dropout", "gru_dropout_per_step"]
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
+names = ["gru", "gru_dropout", "gru_dropout_per_step", "lstm_plain", "lstm_dropout"]
+fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.3), sharey=True)
 for ax, name in zip(axes, names):
-    run = curves[name]
-    epochs = range(1, len(run["history"]["train_mae"]) + 1)
-    ax.plot(epochs, run["history"]["train_mae"], label=TEXT["train"])
-    ax.plot(epochs, run["history"]["val_mae"], label=TEXT["val"])
+    row = curves[name]
+    for i, run in enumerate(row["runs"]):  # one pair of curves per seed, the same colours
+        epochs = range(1, len(run["history"]["train_mae"]) + 1)
+        first = i == 0
+        ax.plot(epochs, run["history"]["train_mae"], color="C0", alpha=0.6, label=TEXT["train"] if first else None)
+        ax.plot(epochs, run["history"]["val_mae"], color="C1", alpha=0.6, label=TEXT["val"] if first else None)
+        ax.plot(run["best_epoch"], run["val_mae_best"], "o", color="C1", label=TEXT["best"] if first else None)
     ax.axhline(curves["common_sense"]["val"], color="k", linestyle="--", linewidth=1, label=TEXT["baseline"])
-    ax.set(title=run["label"], xlabel=TEXT["epoch"], ylim=(1.5, 9.0))
+    ax.set(xlabel=TEXT["epoch"], ylim=(0.5, 10.5))
+    ax.set_title(row["label"], fontsize=8)
     ax.grid(True, alpha=0.3)
 axes[0].set_ylabel(TEXT["mae"])
-axes[0].legend()
+axes[0].legend(fontsize=7, loc="upper right")
+fig.tight_layout()
 plt.show()
 for name in names:
-    run = curves[name]
-    print(f"{run['label']}: best val {run['val_mae_best']:.2f} at epoch {run['best_epoch']}, "
-          f"last val {run['val_mae_last']:.2f}")
-assert all(len(curves[n]["history"]["val_mae"]) == curves[n]["epochs"] for n in names)
+    row = curves[name]
+    print(f"{row['label']}: best val {row['val_mae_best']:.2f} ± {row['val_mae_best_std']:.2f} at epochs "
+          f"{row['best_epochs']}, last val {row['val_mae_last']:.2f}, test {row['test_mae']:.2f} ± {row['test_mae_std']:.2f}")
+assert all(len(r["history"]["val_mae"]) == curves[n]["epochs"] for n in names for r in curves[n]["runs"])
