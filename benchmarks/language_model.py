@@ -29,7 +29,9 @@ also generate (greedy and sampled at several temperatures, seeded) and autocompl
   their ``.en.md``: the tables the pages include (`render_table`, `render_samples`, `render_complete`);
 - ``docs/figures/language-model.png`` / ``.en.png``: validation perplexity by epoch (Korean / English labels).
 
-Run from the repository root (each (level, seed) job is at most about 5 minutes of one core)::
+Run from the repository root. Each (level, seed) job is at most about 5 minutes of one core; the whole run is
+about 26 minutes of CPU time (1,587 s for the committed run, which spread its jobs over 3 single-thread processes
+with ``--jobs 3`` on a shared 2-core machine; the numbers do not depend on ``--jobs``)::
 
     OMP_NUM_THREADS=1 python benchmarks/language_model.py --jobs 1
     python benchmarks/language_model.py --quick --out /tmp/x   # a seconds-long check of the script
@@ -60,7 +62,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint  # noqa: E402
 from torch import nn  # noqa: E402
 
 from lessons.datasets import nsmc_lm_reviews  # noqa: E402
-from lessons.language_model import (LanguageModel, LanguageModelSystem, StreamBatches, Vocab, complete,  # noqa: E402
+from lessons.language_model import (LanguageModel, LanguageModelSystem, StreamBatches, LMVocab, complete,  # noqa: E402
                                     encode_stream, generate, stream_chunks)
 
 LEVELS = {"word": dict(reviews="morphemes", tokenizer="kiwi", order=3), "char": dict(reviews="chars", tokenizer="chars", order=5)}
@@ -154,7 +156,7 @@ def corpus(level: str, cfg: dict):
     """(vocabulary, training, validation and test streams) of one level."""
     train, val, test = nsmc_lm_reviews(LEVELS[level]["reviews"])
     train, val, test = train[: cfg["train_reviews"]], val[: cfg["eval_reviews"]], test[: cfg["eval_reviews"]]
-    vocab = Vocab.build(train, cfg["min_freq"])
+    vocab = LMVocab.build(train, cfg["min_freq"])
     return vocab, *(encode_stream(part, vocab) for part in (train, val, test))
 
 

@@ -10,7 +10,7 @@ $$
 
 With weight tying the output matrix is the embedding $E$ (V, H) itself. Stateful truncated BPTT: the stream
 is cut into N rows read ``bptt`` steps at a time; the state is carried (detached) from batch to batch.
-Imports: stdlib, torch, pytorch_lightning, torchmetrics (and kiwipiepy, only inside `kiwi_tokenize`).
+Imports: stdlib, torch, pytorch_lightning, torchmetrics (and kiwipiepy, only inside `morphemes`).
 To run:
 
 ```bash
@@ -35,32 +35,32 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["kiwi_tokenize", "TOKENIZERS", "Vocab", "encode_stream", "stream_chunks", "StreamBatches",
+__all__ = ["morphemes", "TOKENIZERS", "LMVocab", "encode_stream", "stream_chunks", "StreamBatches",
            "LanguageModel", "LanguageModelSystem", "encode_prefix", "generate", "complete", "TOY_REVIEWS", "StreamData"]
 
 
 @functools.lru_cache(maxsize=1)
-def _kiwi():
+def _kiwi_model():
     try:  # imported here, and only here: the rest of the file needs no Korean tokenizer
         return importlib.import_module("kiwipiepy").Kiwi(num_workers=0)
     except ImportError as error:
         raise ModuleNotFoundError("the tokenizer 'kiwi' needs kiwipiepy: pip install kiwipiepy (or use 'spaces', 'chars')") from error
 
 
-def kiwi_tokenize(text: str) -> list[str]:
+def morphemes(text: str) -> list[str]:
     """Kiwi's morphemes (forms only), punctuation and emoticons kept: the sentiment lesson's tokens."""
-    return [token.form for token in _kiwi().tokenize(text)]
+    return [token.form for token in _kiwi_model().tokenize(text)]
 
 
-TOKENIZERS = {"kiwi": (kiwi_tokenize, " ".join), "spaces": (str.split, " ".join), "chars": (list, "".join)}
+TOKENIZERS = {"kiwi": (morphemes, " ".join), "spaces": (str.split, " ".join), "chars": (list, "".join)}
 
 
 # --8<-- [start:stream]
-class Vocab:
+class LMVocab:
     """Token ids: 0 pads, 1 is ``<unk>``, 2 is ``<eos>`` (end of a review), then the tokens seen at least
     ``min_freq`` times in training, most frequent first (ties: first seen).
 
-    >>> vocab = Vocab.build([["영화", "좋", "다"], ["영화", "별로", "다"]], min_freq=2)
+    >>> vocab = LMVocab.build([["영화", "좋", "다"], ["영화", "별로", "다"]], min_freq=2)
     >>> vocab.words, vocab.encode(["영화", "최고", "다"])
     (['<pad>', '<unk>', '<eos>', '영화', '다'], [3, 1, 4])
     """
@@ -72,7 +72,7 @@ class Vocab:
         self.words, self.index = list(words), {w: i for i, w in enumerate(words)}
 
     @classmethod
-    def build(cls, token_lists, min_freq: int = 2) -> "Vocab":
+    def build(cls, token_lists, min_freq: int = 2) -> "LMVocab":
         counts = collections.Counter(t for tokens in token_lists for t in tokens)
         return cls(["<pad>", "<unk>", "<eos>"] + [t for t, c in counts.most_common() if c >= min_freq])
 
@@ -82,9 +82,9 @@ class Vocab:
         return [self.index.get(t, self.UNK) for t in tokens]
 
 
-def encode_stream(token_lists, vocab: Vocab) -> torch.Tensor:
+def encode_stream(token_lists, vocab: LMVocab) -> torch.Tensor:
     """Reviews → one stream ``<eos> r₁ <eos> r₂ <eos> …`` (int64): the first ``<eos>`` is the context of r₁."""
-    return torch.tensor([Vocab.EOS] + [i for tokens in token_lists for i in vocab.encode(tokens) + [Vocab.EOS]])
+    return torch.tensor([LMVocab.EOS] + [i for tokens in token_lists for i in vocab.encode(tokens) + [LMVocab.EOS]])
 
 
 def stream_chunks(stream: torch.Tensor, rows: int, bptt: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,7 +118,6 @@ class StreamBatches(torch.utils.data.IterableDataset):
 class LanguageModel(nn.Module):
     """Embedding → dropout → any ``batch_first=True`` recurrent layer → dropout → scores for every word,
     ``(N, T, V)``. ``tie_weights``: the output layer uses the embedding matrix (needs E = H)."""
-
     def __init__(self, vocab_size: int, embedding_dim: int, rnn: nn.Module, dropout: float = 0.0,
                  tie_weights: bool = True) -> None:
         super().__init__()
@@ -148,9 +147,11 @@ def _apply(state, f):  # f on h (GRU, RNN) or on both of (h, c) (LSTM)
     return tuple(f(s) for s in state) if isinstance(state, tuple) else f(state)
 
 
-def split_batch(batch):  # x, (x,), (x, y) or (x, lengths, y) → (x, lengths, y)
-    batch = (batch,) if isinstance(batch, torch.Tensor) else tuple(batch)
-    return batch if len(batch) == 3 else (batch[0], None, batch[1] if len(batch) == 2 else None)
+def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``x``, ``(x,)``, ``(x, y)`` or ``(x, lengths, y)`` → ``(x, lengths, y)``."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None, None
+    return tuple(batch) if len(batch) == 3 else (batch[0], None, batch[1] if len(batch) == 2 else None)
 
 
 # --8<-- [start:system]
@@ -159,7 +160,6 @@ class LanguageModelSystem(pl.LightningModule):
 
     Stateful: a batch without ``lengths`` starts from the state the previous batch of its stage and size left (the
     first of an epoch from zeros). ``words``, ``tokenizer``, ``max_prefix_tokens`` (see `encode_prefix`) are saved."""
-
     def __init__(self, model: nn.Module, words: list[str] | None = None, tokenizer: str = "spaces",
                  max_prefix_tokens: int = 140, lr: float = 3e-3, weight_decay: float = 0.0) -> None:
         super().__init__()
@@ -222,15 +222,15 @@ def encode_prefix(system: LanguageModelSystem, prefix: str) -> list[int]:
         raise ValueError(f"expected a prefix with at least one token, got {prefix!r}")
     if len(tokens) > limit:
         raise ValueError(f"expected a prefix of at most max_prefix_tokens={limit} tokens, got {len(tokens)}")
-    ids = Vocab(words).encode(tokens)
-    if all(i == Vocab.UNK for i in ids):
+    ids = LMVocab(words).encode(tokens)
+    if all(i == LMVocab.UNK for i in ids):
         raise ValueError(f"none of the tokens {tokens} of {prefix!r} is in the vocabulary ({len(words)} words)")
-    return [Vocab.EOS] + ids
+    return [LMVocab.EOS] + ids
 
 
 def _next(system, ids: torch.Tensor, state):  # log-probabilities of the next token, <pad> and <unk> never chosen
     logits, state = system.model(ids.to(system.device), None, state)
-    return logits[:, -1].float().index_fill(1, torch.tensor([Vocab.PAD, Vocab.UNK], device=logits.device),
+    return logits[:, -1].float().index_fill(1, torch.tensor([LMVocab.PAD, LMVocab.UNK], device=logits.device),
                                             float("-inf")).log_softmax(-1), state
 
 
@@ -249,7 +249,7 @@ def generate(system: LanguageModelSystem, prefix: str, max_tokens: int = 20, tem
         if top_k is not None:  # all but the k highest scores → -inf
             scores = scores.masked_fill(scores < scores.topk(min(top_k, len(scores))).values[-1], float("-inf"))
         token = int(torch.multinomial(scores.softmax(-1).cpu(), 1, generator=generator))
-        if token == Vocab.EOS:
+        if token == LMVocab.EOS:
             break
         out.append(words[token])
         logp, state = _next(system, torch.tensor([[token]]), state)
@@ -266,14 +266,14 @@ def complete(system: LanguageModelSystem, prefix: str, top_k: int = 5, max_token
     first = logp[0].topk(min(top_k, len(words) - 2))
     tokens, total = first.indices.view(-1, 1), first.values.clone()  # (k, 1), log P so far
     state = _apply(state, lambda s: s.repeat(1, len(tokens), 1))  # one copy of the prefix's state per candidate
-    done = tokens[:, 0] == Vocab.EOS
+    done = tokens[:, 0] == LMVocab.EOS
     while tokens.shape[1] < max_tokens and not done.all():
         logp, state = _next(system, tokens[:, -1:], state)
         best = logp.max(-1)
         total += torch.where(done, 0.0, best.values)
-        tokens = torch.cat([tokens, torch.where(done, Vocab.EOS, best.indices).view(-1, 1)], 1)
-        done |= best.indices == Vocab.EOS
-    texts = [join([words[i] for i in row if i != Vocab.EOS]) + (" <eos>" if Vocab.EOS in row else " …") for row in tokens.tolist()]
+        tokens = torch.cat([tokens, torch.where(done, LMVocab.EOS, best.indices).view(-1, 1)], 1)
+        done |= best.indices == LMVocab.EOS
+    texts = [join([words[i] for i in row if i != LMVocab.EOS]) + (" <eos>" if LMVocab.EOS in row else " …") for row in tokens.tolist()]
     return sorted(zip(texts, total.exp().tolist()), key=lambda pair: -pair[1])
 # --8<-- [end:generate]
 
@@ -295,7 +295,7 @@ class StreamData(pl.LightningDataModule):
         tokens = [t for t in (TOKENIZERS[tokenizer][0](text) for text in texts) if t]
         order = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed)).tolist()
         cut = len(order) - max(1, round(len(order) * val_fraction))
-        vocab = Vocab.build([tokens[i] for i in order[:cut]], min_freq)
+        vocab = LMVocab.build([tokens[i] for i in order[:cut]], min_freq)
         self.words, self.tokenizer = vocab.words, tokenizer
         self.parts = {s: StreamBatches(*stream_chunks(encode_stream([tokens[i] for i in part], vocab), batch_size, bptt))
                       for s, part in (("train", order[:cut]), ("val", order[cut:]))}

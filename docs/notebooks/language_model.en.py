@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from lessons.datasets import nsmc_lm_reviews
-from lessons.language_model import LanguageModel, LanguageModelSystem, StreamData, Vocab, encode_prefix, encode_stream
+from lessons.language_model import LanguageModel, LanguageModelSystem, StreamData, LMVocab, encode_prefix, encode_stream
 from lessons.plotting import use_hangul_font
 
 use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
@@ -97,7 +97,7 @@ spec = importlib.util.spec_from_file_location("lm_benchmark", "benchmarks/langua
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 train, val, _ = nsmc_lm_reviews("morphemes")
-vocab = Vocab.build(train[:5000], min_freq=2)
+vocab = LMVocab.build(train[:5000], min_freq=2)
 train_stream, val_stream = (encode_stream(part, vocab).tolist() for part in (train[:5000], val[:1000]))
 orders, perplexities = [1, 2, 3, 4], []
 for order in orders:
