@@ -174,9 +174,10 @@ def test_each_language_has_its_own_search_index(site_dir):
         api = [d for d in docs if d["location"].startswith("api/")]
         assert len(api) > 20, f"{lang}: only {len(api)} API entries"
         sample = " ".join(d["text"] for d in docs if d["location"].startswith("rnn/"))
-        # the Korean RNN page is mostly Hangul; the English one only quotes a Korean example ("난 널 사랑해")
+        # the Korean RNN page is mostly Hangul; the English one only quotes Korean (the course notes'
+        # excerpts, "난 널 사랑해")
         hangul = len(HANGUL.findall(sample)) / max(1, sum(c.isalpha() for c in sample))
-        assert hangul > 0.3 if lang == "ko" else hangul < 0.01, f"{lang}: {hangul:.1%} of the RNN entries' letters are Hangul"
+        assert hangul > 0.3 if lang == "ko" else hangul < 0.1, f"{lang}: {hangul:.1%} of the RNN entries' letters are Hangul"
 
 
 def test_notebook_css_is_one_shared_stylesheet(site_dir):
