@@ -20,9 +20,10 @@ once per round, so the load of a shared machine hits all of them alike); the tab
 encoder's median time per step and the median of the per-round ratios LSTM / conv. Weights are
 seeded with ``torch.manual_seed(0)``; torch uses 2 threads unless ``--threads`` says otherwise.
 
-Writes ``benchmarks/results/conv-speed.md`` (a header line naming the command and the machine, then
-the table) and ``benchmarks/results/conv-speed.json`` (the header, every T's medians, ratios and
-raw per-round times, plotted on log-log axes by the notebook). Run from the repository root (a few
+Writes ``benchmarks/results/conv-speed.md`` (Korean) and ``conv-speed.en.md`` (English), each a
+header line naming the command and the machine, then the table, and
+``benchmarks/results/conv-speed.json`` (the header, every T's medians, ratios and raw per-round
+times, plotted on log-log axes by the notebook). Run from the repository root (a few
 minutes on 2 CPU cores)::
 
     python benchmarks/conv_speed.py
@@ -61,6 +62,8 @@ MIN_SECONDS, QUICK_MIN_SECONDS = 0.02, 0.001  # the shortest measurement: repeat
 KERNEL, POOL = 5, 2
 LABELS = {"lstm": "LSTM(64)", "lstm_subnormal": "LSTM(64), subnormals kept", "conv": "Conv1D, this lesson",
           "conv_torch": "nn.Conv1d"}
+KO_LABELS = {"lstm": "LSTM(64)", "lstm_subnormal": "비정규 수를 그대로 둔 LSTM(64)", "conv": "이 장의 Conv1D",
+             "conv_torch": "nn.Conv1d"}
 
 
 class LSTMEncoder(nn.Module):
@@ -190,12 +193,14 @@ def header(argv: list[str]) -> str:
             f"{datetime.date.today().isoformat()}")
 
 
-def table(result: dict) -> str:
+def table(result: dict, lang: str = "en") -> str:
+    """The page's table in ``lang`` ("ko" or "en"): the same header line and numbers, the column names translated."""
+    labels = KO_LABELS if lang == "ko" else LABELS
     lines = [
         result["header"],
         "",
-        f"| T | {LABELS['lstm']} (ms) | {LABELS['conv']} (ms) | {LABELS['conv_torch']} (ms) "
-        f"| LSTM ÷ Conv1D | LSTM ÷ nn.Conv1d | {LABELS['lstm_subnormal']} (ms) |",
+        f"| T | {labels['lstm']} (ms) | {labels['conv']} (ms) | {labels['conv_torch']} (ms) "
+        f"| LSTM ÷ Conv1D | LSTM ÷ nn.Conv1d | {labels['lstm_subnormal']} (ms) |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
@@ -239,9 +244,10 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(threads)
         torch.set_flush_denormal(False)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{NAME}.md").write_text(table(result), encoding="utf-8")
+    (args.out / f"{NAME}.md").write_text(table(result, "ko"), encoding="utf-8")
+    (args.out / f"{NAME}.en.md").write_text(table(result, "en"), encoding="utf-8")
     (args.out / f"{NAME}.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(table(result))
+    print(table(result, "en"))
     return result
 
 

@@ -11,8 +11,9 @@ It writes
   (the baselines and that lesson's rows), included by the two language editions of the lesson page;
 - ``benchmarks/results/pos-tagging.md``: Korean part-of-speech tagging (Kiwi's tags on konlpy's texts),
   one direction against both, included by the bidirectional pages;
-- ``benchmarks/results/forecast-speed.md``: the cost of recurrent dropout per training step (interleaved
-  rounds, median of per-round ratios), included by the recurrent dropout pages;
+- ``benchmarks/results/forecast-speed.md`` (Korean) and ``.en.md`` (English): the cost of recurrent
+  dropout per training step (interleaved rounds, median of per-round ratios), included by the recurrent
+  dropout pages;
 - ``benchmarks/results/forecast-curves.json``: every run's numbers and every epoch's train/validation MAE,
   plotted by the notebooks. A later command reuses a saved row trained with the same settings
   (the seeded run is deterministic) unless ``--fresh`` is given; each table's header names the
@@ -381,11 +382,16 @@ def results_table(rows: list[dict], baseline: dict, timed: set[str] = frozenset(
     return "\n".join(lines)
 
 
-def speed_table(rows: list[dict]) -> str:
-    lines = ["| cell | masks | plain step (ms) | with dropout (ms) | ratio (median of rounds) |",
+def speed_table(rows: list[dict], lang: str = "en") -> str:
+    """The speed table in ``lang`` ("ko" or "en"): one training step with and without recurrent dropout."""
+    ko = lang == "ko"
+    variants = {"per_sequence": "시퀀스마다", "per_step": "시점마다"} if ko else {}
+    lines = ["| 셀 | 마스크 | 드롭아웃 없는 단계(ms) | 드롭아웃 있는 단계(ms) | 비율(라운드의 중앙값) |" if ko else
+             "| cell | masks | plain step (ms) | with dropout (ms) | ratio (median of rounds) |",
              "|---|---|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['cell'].upper()} | {r['variant'].replace('_', ' ')} | {r['plain_ms']:.1f} "
+        masks = variants.get(r["variant"], r["variant"].replace("_", " "))
+        lines.append(f"| {r['cell'].upper()} | {masks} | {r['plain_ms']:.1f} "
                      f"| {r['ms']:.1f} | {r['ratio']:.2f}× |")
     return "\n".join(lines)
 
@@ -465,7 +471,7 @@ def main(argv: list[str] | None = None) -> dict:
         write(out / "pos-tagging", texts)
     if "recurrent_dropout" in lessons:
         rows = speed(args.rounds, args.quick)
-        write(out / "forecast-speed", f"{line}\n\n{speed_table(rows)}\n")
+        write(out / "forecast-speed", {lang: f"{line}\n\n{speed_table(rows, lang)}\n" for lang in ("ko", "en")})
         results["speed"] = curves["speed"] = rows
     saved = json.loads(curves_path.read_text()) if curves_path.exists() and not args.quick else {}
     curves_path.write_text(json.dumps({**saved, **curves, "common_sense": baseline}, indent=1) + "\n",

@@ -64,14 +64,20 @@ def test_encoders_are_seeded():
 
 
 def test_quick_mode_writes_the_committed_table_format(tmp_path):
-    result = _benchmark().main(["--quick", "--out", str(tmp_path)])
-    name = "conv-speed.md"
-    quick = _table_shape((tmp_path / name).read_text(encoding="utf-8"))
-    assert quick == _table_shape((RESULTS / name).read_text(encoding="utf-8"))
-    assert quick[0] and len(quick[2]) == 1
+    bench = _benchmark()
+    result = bench.main(["--quick", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "conv-speed.json").read_text(encoding="utf-8"))
     assert saved["quick"] is True and result["quick"] is True
-    assert saved["header"] == (tmp_path / name).read_text(encoding="utf-8").splitlines()[0]
+    for name, lang in (("conv-speed.md", "ko"), ("conv-speed.en.md", "en")):  # Korean and English pages
+        quick = _table_shape((tmp_path / name).read_text(encoding="utf-8"))
+        assert quick == _table_shape((RESULTS / name).read_text(encoding="utf-8")), name
+        assert quick[0] and len(quick[2]) == 1
+        assert saved["header"] == (tmp_path / name).read_text(encoding="utf-8").splitlines()[0]
+        assert (tmp_path / name).read_text(encoding="utf-8") == bench.table(saved, lang)
+        # the committed tables are the committed JSON rendered in the page's language
+        committed = json.loads((RESULTS / "conv-speed.json").read_text(encoding="utf-8"))
+        assert (RESULTS / name).read_text(encoding="utf-8") == bench.table(committed, lang), name
+    assert "이 장의 Conv1D" in (RESULTS / "conv-speed.md").read_text(encoding="utf-8")
     for row in saved["rows"]:
         for encoder in ("lstm", "lstm_subnormal", "conv", "conv_torch"):
             assert len(row["rounds_ms"][encoder]) == saved["rounds"]

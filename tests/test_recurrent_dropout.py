@@ -292,7 +292,8 @@ def _table_shape(text):
     return lines[0].startswith("`python benchmarks/forecasting.py"), rows[:2], [r.split("|")[1] for r in rows[2:]]
 
 
-TABLES = ("forecast-recurrent-dropout.md", "forecast-recurrent-dropout.en.md", "forecast-speed.md")
+TABLES = ("forecast-recurrent-dropout.md", "forecast-recurrent-dropout.en.md", "forecast-speed.md",
+          "forecast-speed.en.md")
 
 
 def test_benchmark_quick_mode_writes_the_committed_table_format(tmp_path):
@@ -316,8 +317,12 @@ def test_committed_tables_are_the_rendering_of_the_committed_json():
     for lang, name in (("ko", TABLES[0]), ("en", TABLES[1])):
         text = (ROOT / "benchmarks" / "results" / name).read_text(encoding="utf-8")
         assert text == f"{made_by}\n\n{bench.results_table(rows, curves['common_sense'], timed, lang)}\n", name
-    speed = (ROOT / "benchmarks" / "results" / TABLES[2]).read_text(encoding="utf-8")
-    assert speed.split("\n\n", 1)[1] == bench.speed_table(curves["speed"]) + "\n"
+    speeds = {lang: (ROOT / "benchmarks" / "results" / name).read_text(encoding="utf-8")
+              for lang, name in (("ko", TABLES[2]), ("en", TABLES[3]))}
+    assert speeds["ko"].split("\n\n", 1)[0] == speeds["en"].split("\n\n", 1)[0]  # the same command line
+    for lang, speed in speeds.items():
+        assert speed.split("\n\n", 1)[1] == bench.speed_table(curves["speed"], lang) + "\n", lang
+    assert "| cell | masks |" in speeds["en"] and "| 셀 | 마스크 |" in speeds["ko"]
 
 
 def _apart(a, b, key):
