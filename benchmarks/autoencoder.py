@@ -51,6 +51,7 @@ from pytorch_lightning.callbacks import Callback  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
+from lessons.plotting import save_figure  # noqa: E402
 from lessons.autoencoder import AutoencoderSystem, SequenceAutoencoder  # noqa: E402
 from lessons.datasets import AUTOENCODER_FEATURES, weather_autoencoder, weather_grid  # noqa: E402
 
@@ -279,16 +280,6 @@ def _pyplot(lang: str):
     return plt
 
 
-def _save(fig, path: Path) -> None:
-    """PNG with a 256-colour palette: the same picture at about 40 % of the bytes (pages stay under 1 MB)."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-    with Image.open(path) as image:
-        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
-
-
 def plot_bottleneck(results: dict, path: Path, lang: str) -> None:
     plt, ko = _pyplot(lang), lang == "ko"
     ks = results["config"]["ks"]
@@ -305,7 +296,7 @@ def plot_bottleneck(results: dict, path: Path, lang: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -335,7 +326,7 @@ def plot_anomalies(results: dict, path: Path, lang: str) -> None:
         ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from lessons.plotting import save_figure  # noqa: E402
 from lessons.conv1d import receptive_field  # noqa: E402
 from lessons.datasets import multiplication_problem, notes_split  # noqa: E402
 from lessons.lstm import LSTM, ManyToOne  # noqa: E402
@@ -76,16 +77,6 @@ def _pyplot(lang: str):
 
         use_hangul_font()
     return plt
-
-
-def _save(fig, path: Path) -> None:
-    """PNG with a 256-colour palette, as benchmarks/autoencoder.py writes its figures."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    with Image.open(path) as image:
-        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
 # ---- LSTM: gates while reading one sequence ----
@@ -144,7 +135,7 @@ def plot_gates(result: dict, path: Path, lang: str) -> None:
     axes[0].set_ylabel(text["unit"])
     fig.colorbar(image, ax=axes, shrink=0.9)
     fig.suptitle(text["gate_title"])
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -173,7 +164,7 @@ def plot_receptive_field(result: dict, path: Path, lang: str) -> None:
     ax.legend(fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 

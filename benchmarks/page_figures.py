@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from lessons.plotting import save_figure  # noqa: E402
 from lessons.bptt import norms_by_radius  # noqa: E402
 
 RADII = (0.9, 1.0, 1.1)
@@ -59,16 +60,6 @@ def _pyplot(lang: str):
     return plt
 
 
-def _save(fig, path: Path) -> None:
-    """PNG with a 256-colour palette (as benchmarks/autoencoder.py): the same picture at about 40 % of the bytes."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    with Image.open(path) as image:
-        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
-
-
 def _plain_log_ticks(ax) -> None:
     """Label a log axis 1e-4, 1e0, ... (NanumGothic has no math minus sign for 10^-4)."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -95,7 +86,7 @@ def plot_gradient_norms(norms: dict, path: Path, lang: str) -> None:
     axes[0].set_ylabel(text["norm"])
     axes[0].legend(title=text["radius"])
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -127,7 +118,7 @@ def plot_losses(losses: list[float], path: Path, lang: str) -> None:
     _plain_log_ticks(ax)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
