@@ -16,36 +16,43 @@
 #
 # Template note (delete this paragraph): copy to `docs/notebooks/<name>.en.py` together with the
 # Korean notebook. The code cells of the two notebooks are identical except for the `LANG` line;
-# the text in the figures is picked from `TEXT` below.
+# the text in the figures is written in `TEXT`, in the hidden cell below (tag `remove-cell`), in this notebook's language:
+# the only cell whose strings may differ between the languages.
 
 # %%
 LANG = "en"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+import logging
+
+from lessons.plotting import use_hangul_font
+
+use_hangul_font()  # lessons/plotting.py
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+
+TEXT = {  # figure labels
+    "epoch": "epoch",
+    "loss": "training loss",
+    "loss_title": "Loss curve",
+    "step": "time step t",
+    "unit": "hidden unit",
+    "state_title": "Hidden state h_t while reading one sequence",
+}
+
 # %%
 import csv
-import logging
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 
-from lessons.plotting import use_hangul_font
 from lessons.topic import TopicClassifier, TopicData, TopicModel, make_data
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
-logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-
-TEXT = {
-    "ko": {"epoch": "에포크", "loss": "훈련 손실", "loss_title": "손실 곡선",
-           "step": "시점 t", "unit": "은닉 유닛", "state_title": "시퀀스 하나를 읽는 동안의 은닉 상태 h_t"},
-    "en": {"epoch": "epoch", "loss": "training loss", "loss_title": "Loss curve",
-           "step": "time step t", "unit": "hidden unit", "state_title": "Hidden state h_t while reading one sequence"},
-}[LANG]
 
 # %% [markdown]
 # ## Loss curve { #loss-curve }
 #
 # Train with the same seed as the chapter, collecting the training loss after every epoch.
-
 
 # %%
 pl.seed_everything(0, verbose=False)

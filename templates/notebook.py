@@ -15,36 +15,43 @@
 # 이 노트북은 사이트를 만들 때마다 처음부터 실행되므로 그림은 모두 지금 코드가 만든 결과입니다.
 #
 # 템플릿 안내(이 문단은 지웁니다): `docs/notebooks/<이름>.py`로 복사하고 영어 노트북도 함께 복사합니다.
-# 두 노트북의 코드 셀은 `LANG` 줄 하나만 빼고 같아야 합니다. 그림의 글은 아래 `TEXT`에서 고릅니다.
+# 두 노트북의 코드 셀은 `LANG` 줄 하나만 빼고 같아야 합니다. 그림의 글은 아래 숨은 셀(`remove-cell`)의 `TEXT`에 이 노트북의
+# 언어로 적습니다. 두 언어의 문자열 내용이 달라도 되는 곳은 이 셀뿐입니다.
 
 # %%
 LANG = "ko"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+import logging
+
+from lessons.plotting import use_hangul_font
+
+use_hangul_font()  # lessons/plotting.py
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+
+TEXT = {  # figure labels
+    "epoch": "에포크",
+    "loss": "훈련 손실",
+    "loss_title": "손실 곡선",
+    "step": "시점 t",
+    "unit": "은닉 유닛",
+    "state_title": "시퀀스 하나를 읽는 동안의 은닉 상태 h_t",
+}
+
 # %%
 import csv
-import logging
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 
-from lessons.plotting import use_hangul_font
 from lessons.topic import TopicClassifier, TopicData, TopicModel, make_data
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
-logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-
-TEXT = {
-    "ko": {"epoch": "에포크", "loss": "훈련 손실", "loss_title": "손실 곡선",
-           "step": "시점 t", "unit": "은닉 유닛", "state_title": "시퀀스 하나를 읽는 동안의 은닉 상태 h_t"},
-    "en": {"epoch": "epoch", "loss": "training loss", "loss_title": "Loss curve",
-           "step": "time step t", "unit": "hidden unit", "state_title": "Hidden state h_t while reading one sequence"},
-}[LANG]
 
 # %% [markdown]
 # ## 손실 곡선 { #loss-curve }
 #
 # 장 본문과 같은 시드로 학습시키면서 에포크마다 훈련 손실을 모아 그립니다.
-
 
 # %%
 pl.seed_everything(0, verbose=False)

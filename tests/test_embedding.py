@@ -490,7 +490,7 @@ def test_benchmark_quick_run_writes_the_same_tables_as_the_committed_ones(tmp_pa
     assert "king에 가장 가까운 단어" in ko and "nearest to" not in ko and "this lesson" not in ko
 
 
-def _rows():
+def _committed_rows():
     return json.loads((RESULTS / "embedding-vs-gensim.json").read_text(encoding="utf-8"))["rows"]
 
 
@@ -509,7 +509,7 @@ def _check_claims(rows, fresh=False):
 
 
 def test_committed_benchmark_shows_what_the_pages_say():
-    _check_claims(_rows())
+    _check_claims(_committed_rows())
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ The site is built once per session in the background (tests/conftest.py).
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -100,6 +101,20 @@ def test_notebook_page_is_built_in_each_language(site_dir, lang):
     assert links and "download" in links[0], "no download link to the notebook source"
     # not also copied raw where the page should be
     assert not (site_dir / LANGS[lang] / "notebooks/rnn.py").exists()
+
+
+def test_notebook_pages_hide_the_build_plumbing(site_dir):
+    """Readers see the lesson's code, not the label dictionaries, LANG cells or warning filters
+    (the hidden cell tagged remove-cell); the downloaded sources keep them, so they still run."""
+    plumbing = ("TEXT = {", "LANG = ", "filterwarnings", "use_hangul_font", "fails the site build")
+    pages_ = sorted(site_dir.glob("notebooks/*/index.html")) + sorted(site_dir.glob("en/notebooks/*/index.html"))
+    assert len(pages_) == 2 * len(list((DOCS / "notebooks").glob("*.en.py")))
+    for page in pages_:
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
+        shown = [p for p in plumbing if p in text]
+        assert not shown, f"{page.relative_to(site_dir)} shows {shown}"
+    for source in (DOCS / "notebooks").glob("*.py"):
+        assert "TEXT = {" in source.read_text(encoding="utf-8") or "TEXT[" not in source.read_text(encoding="utf-8")
 
 
 def test_every_page_exists_in_both_languages(site_dir):

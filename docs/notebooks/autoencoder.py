@@ -17,11 +17,38 @@
 # %%
 LANG = "ko"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+import logging
+import warnings
+
+from lessons.plotting import use_hangul_font
+
+use_hangul_font()  # lessons/plotting.py
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec).*")
+
+TEXT = {  # figure labels
+    "hour": "창 안의 시각 (시간)",
+    "window": "창",
+    "rebuilt": "복원",
+    "epoch": "에포크",
+    "val_mse": "검증 MSE (시드 3개 평균)",
+    "score": "재구성 오차",
+    "names": {
+        "temp": "기온 (°C)",
+        "dewp": "이슬점 (°C)",
+        "humid": "습도 (%)",
+        "wind_speed": "풍속 (m/s)",
+        "precip": "강수량 (mm)",
+        "visib": "시정 (km)",
+    },
+}
+
 # %%
 import json
-import logging
 import pathlib
-import warnings
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
@@ -31,34 +58,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lessons.autoencoder import AutoencoderSystem, SequenceAutoencoder
 from lessons.datasets import AUTOENCODER_FEATURES, weather_autoencoder, weather_grid
-from lessons.plotting import use_hangul_font
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
-logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec).*")
-
-TEXT = {
-    "ko": {
-        "hour": "창 안의 시각 (시간)",
-        "window": "창",
-        "rebuilt": "복원",
-        "epoch": "에포크",
-        "val_mse": "검증 MSE (시드 3개 평균)",
-        "score": "재구성 오차",
-        "names": {"temp": "기온 (°C)", "dewp": "이슬점 (°C)", "humid": "습도 (%)", "wind_speed": "풍속 (m/s)",
-                  "precip": "강수량 (mm)", "visib": "시정 (km)"},
-    },
-    "en": {
-        "hour": "hour of the window",
-        "window": "window",
-        "rebuilt": "rebuilt",
-        "epoch": "epoch",
-        "val_mse": "validation MSE (mean of 3 seeds)",
-        "score": "reconstruction error",
-        "names": {"temp": "temperature (°C)", "dewp": "dew point (°C)", "humid": "humidity (%)",
-                  "wind_speed": "wind (m/s)", "precip": "rain (mm)", "visib": "visibility (km)"},
-    },
-}[LANG]
 
 # %% [markdown]
 # ## 창 하나와 그 복원 { #one-window }

@@ -18,6 +18,25 @@
 # %%
 LANG = "ko"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+from lessons.plotting import use_hangul_font
+
+use_hangul_font()  # lessons/plotting.py
+
+TEXT = {  # figure labels
+    "forward": "앞 방향 절반",
+    "backward": "뒤 방향 절반",
+    "output": "출력 위치 t",
+    "input": "입력 위치",
+    "reach_title": "출력 h_t가 기울기를 받는 입력 (검은색)",
+    "epoch": "에포크",
+    "mae": "검증 MAE (°C)",
+    "baseline": "상식 기준 모델",
+    "curves_title": "읽는 방향과 검증 MAE",
+}
+
 # %%
 import json
 import pathlib
@@ -28,34 +47,6 @@ import torch
 from torch import nn
 
 from lessons.bidirectional import Bidirectional
-from lessons.plotting import use_hangul_font
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
-
-TEXT = {
-    "ko": {
-        "forward": "앞 방향 절반",
-        "backward": "뒤 방향 절반",
-        "output": "출력 위치 t",
-        "input": "입력 위치",
-        "reach_title": "출력 h_t가 기울기를 받는 입력 (검은색)",
-        "epoch": "에포크",
-        "mae": "검증 MAE (°C)",
-        "baseline": "상식 기준 모델",
-        "curves_title": "읽는 방향과 검증 MAE",
-    },
-    "en": {
-        "forward": "forward half",
-        "backward": "backward half",
-        "output": "output position t",
-        "input": "input position",
-        "reach_title": "Inputs that reach the output h_t (black)",
-        "epoch": "epoch",
-        "mae": "validation MAE (°C)",
-        "baseline": "common sense",
-        "curves_title": "Reading direction and validation MAE",
-    },
-}[LANG]
 
 # %% [markdown]
 # ## 위치마다 보는 입력 { #reach }

@@ -18,14 +18,46 @@
 # %%
 LANG = "ko"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+import logging
+import warnings
+
+from lessons.plotting import use_hangul_font
+
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # no "GPU available" banner in the output
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch 2.13 vs Lightning 2.6.6, not ours to fix
+warnings.filterwarnings("ignore", message=".*val_dataloader.*")  # the clipping runs have no validation set
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")  # small tensors in memory
+use_hangul_font()  # lessons/plotting.py
+
+TEXT = {  # figure labels
+    "distance": "거리 k = T - t (시점)",
+    "norm": "기울기 노름 (로그 축)",
+    "small": "작은 입력 (0.001배)",
+    "large": "보통 입력 (1배)",
+    "radius": "스펙트럼 반지름",
+    "step": "학습 단계",
+    "grad": "클리핑 전 기울기 노름 (로그 축)",
+    "clip_title": "SGD, 학습률 0.5",
+    "no_clip": "클리핑 없음",
+    "clip": "gradient_clip_val=0.1",
+    "epoch": "에포크",
+    "mse": "MSE",
+    "train": "훈련",
+    "val": "검증",
+    "baseline": "기준 모델 (훈련 평균으로 답함)",
+    "full_title": "노트 크기: 배치 32, 100 에포크",
+    "fast_title": "빠른 실행: 배치 128, 4 에포크",
+}
+
 # %%
 import csv
 import json
-import logging
 import math
 import pathlib
 import tempfile
-import warnings
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
@@ -35,17 +67,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lessons.bptt import RNNRegressionSystem, RNNRegressor, norms_by_radius
 from lessons.datasets import multiplication_problem, notes_split
-from lessons.plotting import use_hangul_font
 from lessons.rnn import RNN
 
 # (N, 30) matrices: one thread is faster than two (no synchronisation)
 torch.set_num_threads(1)
-logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # no "GPU available" banner in the output
-warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch 2.13 vs Lightning 2.6.6, not ours to fix
-warnings.filterwarnings("ignore", message=".*val_dataloader.*")  # the clipping runs have no validation set
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")  # small tensors in memory
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
 
 
 def train(system, train_loader, val_loader=None, **options):
@@ -73,48 +98,6 @@ def plain_log_ticks(ax):
     """Label a log axis 1e-4, 1e0, ... (NanumGothic has no math minus sign for 10^-4)."""
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"1e{math.log10(v):.0f}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
-
-
-TEXT = {
-    "ko": {
-        "distance": "거리 k = T - t (시점)",
-        "norm": "기울기 노름 (로그 축)",
-        "small": "작은 입력 (0.001배)",
-        "large": "보통 입력 (1배)",
-        "radius": "스펙트럼 반지름",
-        "step": "학습 단계",
-        "grad": "클리핑 전 기울기 노름 (로그 축)",
-        "clip_title": "SGD, 학습률 0.5",
-        "no_clip": "클리핑 없음",
-        "clip": "gradient_clip_val=0.1",
-        "epoch": "에포크",
-        "mse": "MSE",
-        "train": "훈련",
-        "val": "검증",
-        "baseline": "기준 모델 (훈련 평균으로 답함)",
-        "full_title": "노트 크기: 배치 32, 100 에포크",
-        "fast_title": "빠른 실행: 배치 128, 4 에포크",
-    },
-    "en": {
-        "distance": "distance k = T - t (steps)",
-        "norm": "gradient norm (log scale)",
-        "small": "small inputs (scale 0.001)",
-        "large": "ordinary inputs (scale 1)",
-        "radius": "spectral radius",
-        "step": "training step",
-        "grad": "gradient norm before clipping (log scale)",
-        "clip_title": "SGD, learning rate 0.5",
-        "no_clip": "no clipping",
-        "clip": "gradient_clip_val=0.1",
-        "epoch": "epoch",
-        "mse": "MSE",
-        "train": "training",
-        "val": "validation",
-        "baseline": "baseline (answer the training mean)",
-        "full_title": "Notes' size: batch 32, 100 epochs",
-        "fast_title": "Fast run: batch 128, 4 epochs",
-    },
-}[LANG]
 
 # %% [markdown]
 # ## 거리에 따른 기울기 노름 { #gradient-norms }

@@ -17,6 +17,24 @@
 # %%
 LANG = "ko"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+from lessons.plotting import use_hangul_font
+
+use_hangul_font()  # lessons/plotting.py
+
+TEXT = {  # figure labels
+    "epoch": "에포크",
+    "val_exact": "검증 완전 일치 (시드 3개 평균)",
+    "digits": "띠의 숫자 수",
+    "test_exact": "테스트 완전 일치",
+    "plain": "CNN → LSTM",
+    "attention": "CNN → LSTM + 어텐션",
+    "truth": "정답",
+    "column": "열 (4픽셀)",
+}
+
 # %%
 import json
 import pathlib
@@ -26,32 +44,6 @@ import torch
 
 from lessons.captioning import DIGIT_WORDS, split_strips
 from lessons.datasets import load_digit_images
-from lessons.plotting import use_hangul_font
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
-
-TEXT = {
-    "ko": {
-        "epoch": "에포크",
-        "val_exact": "검증 완전 일치 (시드 3개 평균)",
-        "digits": "띠의 숫자 수",
-        "test_exact": "테스트 완전 일치",
-        "plain": "CNN → LSTM",
-        "attention": "CNN → LSTM + 어텐션",
-        "truth": "정답",
-        "column": "열 (4픽셀)",
-    },
-    "en": {
-        "epoch": "epoch",
-        "val_exact": "validation exact match (mean of 3 seeds)",
-        "digits": "digits in the strip",
-        "test_exact": "test exact match",
-        "plain": "CNN → LSTM",
-        "attention": "CNN → LSTM + attention",
-        "truth": "truth",
-        "column": "column (4 pixels)",
-    },
-}[LANG]
 
 # %% [markdown]
 # ## 숫자 띠 { #strips }

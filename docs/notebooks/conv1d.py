@@ -17,6 +17,33 @@
 # %%
 LANG = "ko"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+from lessons.plotting import use_hangul_font
+
+use_hangul_font()  # lessons/plotting.py
+
+TEXT = {  # figure labels
+    "step": "시점",
+    "feature": "특성 맵 (채널 0)",
+    "early": "패턴이 5번째 시점에",
+    "late": "패턴이 45번째 시점에",
+    "T": "시퀀스 길이 T",
+    "ms": "학습 한 단계 (ms)",
+    "layers": "층 수",
+    "field": "수용 영역 (시점)",
+    "plain3": "k = 3, 쌓기만",
+    "plain7": "k = 7, 쌓기만",
+    "dilated": "k = 3, 팽창 1, 2, 4, …",
+    "epoch": "에포크",
+    "mae": "검증 MAE (°C)",
+    "baseline": "상식 기준 모델",
+    "acc": "검증 정확도",
+    "words": "단어",
+    "global max": "전역 최대",
+}
+
 # %%
 import json
 import pathlib
@@ -26,50 +53,6 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from lessons.conv1d import Conv1d, receptive_field
-from lessons.plotting import use_hangul_font
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
-
-TEXT = {
-    "ko": {
-        "step": "시점",
-        "feature": "특성 맵 (채널 0)",
-        "early": "패턴이 5번째 시점에",
-        "late": "패턴이 45번째 시점에",
-        "T": "시퀀스 길이 T",
-        "ms": "학습 한 단계 (ms)",
-        "layers": "층 수",
-        "field": "수용 영역 (시점)",
-        "plain3": "k = 3, 쌓기만",
-        "plain7": "k = 7, 쌓기만",
-        "dilated": "k = 3, 팽창 1, 2, 4, …",
-        "epoch": "에포크",
-        "mae": "검증 MAE (°C)",
-        "baseline": "상식 기준 모델",
-        "acc": "검증 정확도",
-        "words": "단어",
-        "global max": "전역 최대",
-    },
-    "en": {
-        "step": "step",
-        "feature": "feature map (channel 0)",
-        "early": "pattern at step 5",
-        "late": "pattern at step 45",
-        "T": "sequence length T",
-        "ms": "one training step (ms)",
-        "layers": "layers",
-        "field": "receptive field (steps)",
-        "plain3": "k = 3, stacked",
-        "plain7": "k = 7, stacked",
-        "dilated": "k = 3, dilations 1, 2, 4, …",
-        "epoch": "epoch",
-        "mae": "validation MAE (°C)",
-        "baseline": "common sense",
-        "acc": "validation accuracy",
-        "words": "words",
-        "global max": "global max",
-    },
-}[LANG]
 
 # %% [markdown]
 # ## 옮겨 간 패턴 { #translation-invariance }

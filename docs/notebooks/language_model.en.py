@@ -17,13 +17,34 @@
 # %%
 LANG = "en"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+import logging
+import warnings
+
+from lessons.plotting import use_hangul_font
+
+use_hangul_font()  # lessons/plotting.py
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|IterableDataset).*")
+
+TEXT = {  # figure labels
+    "probability": "probability of the next token",
+    "temperature": "temperature",
+    "order": "n-gram order",
+    "perplexity": "validation perplexity",
+    "epoch": "epoch",
+    "curves_title": "Validation perplexity per epoch (mean of 3 seeds)",
+    "word": "morphemes",
+    "char": "characters",
+}
+
 # %%
 import importlib.util
 import json
-import logging
 import math
 import pathlib
-import warnings
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
@@ -32,34 +53,6 @@ from torch import nn
 
 from lessons.datasets import nsmc_lm_reviews
 from lessons.language_model import LanguageModel, LanguageModelSystem, StreamData, LMVocab, encode_prefix, encode_stream
-from lessons.plotting import use_hangul_font
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
-logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|IterableDataset).*")
-
-TEXT = {
-    "ko": {
-        "probability": "다음 토큰의 확률",
-        "temperature": "온도",
-        "order": "n-그램 차수",
-        "perplexity": "검증 퍼플렉서티",
-        "epoch": "에포크",
-        "curves_title": "에포크별 검증 퍼플렉서티 (시드 3개 평균)",
-        "word": "형태소",
-        "char": "글자",
-    },
-    "en": {
-        "probability": "probability of the next token",
-        "temperature": "temperature",
-        "order": "n-gram order",
-        "perplexity": "validation perplexity",
-        "epoch": "epoch",
-        "curves_title": "Validation perplexity per epoch (mean of 3 seeds)",
-        "word": "morphemes",
-        "char": "characters",
-    },
-}[LANG]
 
 # %% [markdown]
 # ## Temperature and the next-token distribution { #temperature }

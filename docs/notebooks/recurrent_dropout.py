@@ -18,6 +18,27 @@
 # %%
 LANG = "ko"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+from lessons.plotting import use_hangul_font
+
+use_hangul_font()  # lessons/plotting.py
+
+TEXT = {  # figure labels
+    "per_sequence": "시퀀스마다 한 번",
+    "per_step": "시점마다 새로",
+    "step": "시점 t",
+    "feature": "입력 특성",
+    "mask_title": "살아남은 입력 특성 (흰색 = 지움)",
+    "epoch": "에포크",
+    "mae": "MAE (°C)",
+    "train": "훈련",
+    "val": "검증",
+    "baseline": "상식 기준 모델 (검증)",
+    "best": "가장 좋은 에포크",
+}
+
 # %%
 import json
 import pathlib
@@ -25,41 +46,9 @@ import pathlib
 import matplotlib.pyplot as plt
 import torch
 
-from lessons.plotting import use_hangul_font
 from torch import nn
 
 from lessons.recurrent_dropout import RecurrentDropout
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
-
-TEXT = {
-    "ko": {
-        "per_sequence": "시퀀스마다 한 번",
-        "per_step": "시점마다 새로",
-        "step": "시점 t",
-        "feature": "입력 특성",
-        "mask_title": "살아남은 입력 특성 (흰색 = 지움)",
-        "epoch": "에포크",
-        "mae": "MAE (°C)",
-        "train": "훈련",
-        "val": "검증",
-        "baseline": "상식 기준 모델 (검증)",
-        "best": "가장 좋은 에포크",
-    },
-    "en": {
-        "per_sequence": "once per sequence",
-        "per_step": "new at every step",
-        "step": "time step t",
-        "feature": "input feature",
-        "mask_title": "Kept input features (white = dropped)",
-        "epoch": "epoch",
-        "mae": "MAE (°C)",
-        "train": "training",
-        "val": "validation",
-        "baseline": "common sense (validation)",
-        "best": "best epoch",
-    },
-}[LANG]
 
 # %% [markdown]
 # ## 두 가지 마스크 { #masks }

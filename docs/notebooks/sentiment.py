@@ -17,46 +17,39 @@
 # %%
 LANG = "ko"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+import logging
+import warnings
+
+from lessons.plotting import use_hangul_font
+
+use_hangul_font()  # lessons/plotting.py
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec).*")
+
+TEXT = {  # figure labels
+    "spaces": "띄어쓰기 토큰",
+    "morphemes": "형태소",
+    "length": "리뷰 하나의 토큰 수",
+    "reviews": "훈련 리뷰 수",
+    "epoch": "에포크",
+    "val_acc": "검증 정확도 (시드 3개 평균)",
+    "curves_title": "에포크별 검증 정확도",
+    "test_acc": "테스트 정확도",
+}
+
 # %%
 import json
-import logging
 import pathlib
-import warnings
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 import torch
 
 from lessons.datasets import NSMCData, nsmc_split, nsmc_tokens
-from lessons.plotting import use_hangul_font
 from lessons.sentiment import BagOfWords, SentimentSystem, classify
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
-logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec).*")
-
-TEXT = {
-    "ko": {
-        "spaces": "띄어쓰기 토큰",
-        "morphemes": "형태소",
-        "length": "리뷰 하나의 토큰 수",
-        "reviews": "훈련 리뷰 수",
-        "epoch": "에포크",
-        "val_acc": "검증 정확도 (시드 3개 평균)",
-        "curves_title": "에포크별 검증 정확도",
-        "test_acc": "테스트 정확도",
-    },
-    "en": {
-        "spaces": "space tokens",
-        "morphemes": "morphemes",
-        "length": "tokens per review",
-        "reviews": "training reviews",
-        "epoch": "epoch",
-        "val_acc": "validation accuracy (mean of 3 seeds)",
-        "curves_title": "Validation accuracy per epoch",
-        "test_acc": "test accuracy",
-    },
-}[LANG]
 
 # %% [markdown]
 # ## 리뷰 길이 { #lengths }

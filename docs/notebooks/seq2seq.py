@@ -17,30 +17,38 @@
 # %%
 LANG = "ko"
 
-# %%
-import json
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
 import logging
-import pathlib
 import warnings
 
-import matplotlib.pyplot as plt
-import pytorch_lightning as pl
-import torch
-
-from lessons.datasets import TranslationData, load_tatoeba, tatoeba_tokens
 from lessons.plotting import use_hangul_font
-from lessons.seq2seq import GRUSeq2Seq, Seq2SeqSystem, Vocabulary, translate
 
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
+use_hangul_font()  # lessons/plotting.py
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|num_workers).*")
 
-TEXT = {
-    "ko": {"korean": "한국어 (형태소)", "english": "영어 (단어)", "length": "문장 하나의 토큰 수", "pairs": "훈련 쌍 수",
-           "source": "원문 형태소", "output": "출력 단어", "bucket": "원문 형태소 수", "bleu": "테스트 BLEU (시드 3개 평균 ± 표준편차)"},
-    "en": {"korean": "Korean (morphemes)", "english": "English (words)", "length": "tokens per sentence", "pairs": "training pairs",
-           "source": "source morphemes", "output": "output words", "bucket": "source morphemes", "bleu": "test BLEU (mean ± std of 3 seeds)"},
-}[LANG]
+TEXT = {  # figure labels
+    "korean": "한국어 (형태소)",
+    "english": "영어 (단어)",
+    "length": "문장 하나의 토큰 수",
+    "pairs": "훈련 쌍 수",
+    "source": "원문 형태소",
+    "output": "출력 단어",
+    "bucket": "원문 형태소 수",
+    "bleu": "테스트 BLEU (시드 3개 평균 ± 표준편차)",
+}
+
+# %%
+import json
+import pathlib
+
+import matplotlib.pyplot as plt
+import pytorch_lightning as pl
+
+from lessons.datasets import TranslationData, load_tatoeba, tatoeba_tokens
+from lessons.seq2seq import GRUSeq2Seq, Seq2SeqSystem, Vocabulary, translate
 
 # %% [markdown]
 # ## 문장 길이 { #lengths }

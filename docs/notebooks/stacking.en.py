@@ -17,35 +17,27 @@
 # %%
 LANG = "en"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+from lessons.plotting import use_hangul_font
+
+use_hangul_font()  # lessons/plotting.py
+
+TEXT = {  # figure labels
+    "epoch": "epoch",
+    "mae": "MAE (°C)",
+    "train": "training",
+    "val": "validation",
+    "baseline": "common sense (validation)",
+    "best": "best epoch",
+}
+
 # %%
 import json
 import pathlib
 
 import matplotlib.pyplot as plt
-
-from lessons.plotting import use_hangul_font
-
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
-
-TEXT = {
-    "ko": {
-        "epoch": "에포크",
-        "mae": "MAE (°C)",
-        "train": "훈련",
-        "val": "검증",
-        "baseline": "상식 기준 모델 (검증)",
-        "best": "가장 좋은 에포크",
-    },
-    "en": {
-        "epoch": "epoch",
-        "mae": "MAE (°C)",
-        "train": "training",
-        "val": "validation",
-        "baseline": "common sense (validation)",
-        "best": "best epoch",
-    },
-}[LANG]
 
 # %% [markdown]
 # ## Training and validation curves { #curves }

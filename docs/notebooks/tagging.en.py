@@ -17,6 +17,20 @@
 # %%
 LANG = "en"
 
+# %% tags=["remove-cell"]
+# Hidden on the page: figure labels in this notebook's language, Hangul in figures,
+# and no Lightning banners or known harmless warnings in the output.
+from lessons.plotting import use_hangul_font
+
+use_hangul_font()  # lessons/plotting.py
+
+TEXT = {  # figure labels
+    "ko": "Korean GSD", "en": "English EWT", "all": "all test words", "unseen": "unseen words",
+    "accuracy": "test accuracy (%)", "acc_title": "Test accuracy per model (mean ± std over 3 seeds)",
+    "gold": "true tag", "guess": "predicted tag", "cm_title": "Confusion matrix of the bidirectional LSTM + characters (row shares, seed 0)",
+    "names": {"baseline": "baseline", "lstm": "LSTM", "bilstm": "bidirectional", "bilstm_chars": "bidirectional + characters"},
+}
+
 # %%
 import json
 import pathlib
@@ -24,24 +38,6 @@ import pathlib
 import matplotlib.pyplot as plt
 import torch
 
-from lessons.plotting import use_hangul_font
-
-use_hangul_font()  # Hangul in figures; a missing glyph fails the build (lessons/plotting.py)
-
-TEXT = {
-    "ko": {
-        "ko": "한국어 GSD", "en": "영어 EWT", "all": "전체 테스트 단어", "unseen": "미등록어",
-        "accuracy": "테스트 정확도 (%)", "acc_title": "모델별 테스트 정확도 (시드 3개의 평균 ± 표준편차)",
-        "gold": "정답 태그", "guess": "예측 태그", "cm_title": "양방향 LSTM + 문자의 혼동 행렬 (행마다 비율, 시드 0)",
-        "names": {"baseline": "기준 모델", "lstm": "LSTM", "bilstm": "양방향", "bilstm_chars": "양방향 + 문자"},
-    },
-    "en": {
-        "ko": "Korean GSD", "en": "English EWT", "all": "all test words", "unseen": "unseen words",
-        "accuracy": "test accuracy (%)", "acc_title": "Test accuracy per model (mean ± std over 3 seeds)",
-        "gold": "true tag", "guess": "predicted tag", "cm_title": "Confusion matrix of the bidirectional LSTM + characters (row shares, seed 0)",
-        "names": {"baseline": "baseline", "lstm": "LSTM", "bilstm": "bidirectional", "bilstm_chars": "bidirectional + characters"},
-    },
-}[LANG]
 
 results = json.loads(pathlib.Path("benchmarks/results/tagging.json").read_text(encoding="utf-8"))
 KINDS = ["baseline", "lstm", "bilstm", "bilstm_chars"]
