@@ -6,7 +6,8 @@
 // $ … $ and $$ … $$ in their rendered Markdown cells. Material's document$
 // emits on every page load, including instant navigation, so subscribe to it.
 // When typesetting is over, <html data-math="done"> (or "none" on a page without math):
-// the browser tests wait for it before looking for KaTeX errors.
+// the browser tests wait for it before looking for KaTeX errors. window.rnnTypesetMath is the
+// same typesetting for any element (it returns a promise): the tests run every page's math through it.
 (function () {
   "use strict";
 
@@ -50,10 +51,10 @@
     );
     if (!math.length && !cells.length) {
       document.documentElement.dataset.math = "none";
-      return;
+      return Promise.resolve();
     }
     document.documentElement.dataset.math = "loading";
-    katex().then(function () {
+    return katex().then(function () {
       math.forEach(function (el) {
         renderMathInElement(el, { delimiters: ARITHMATEX, throwOnError: false });
       });
@@ -66,6 +67,8 @@
       document.documentElement.dataset.math = "failed";
     });
   }
+
+  window.rnnTypesetMath = typeset;
 
   if (typeof document$ !== "undefined") {
     document$.subscribe(function (doc) {
