@@ -13,6 +13,7 @@
 #
 # This notebook trains the model of the [Lesson title](../topic.md) chapter and looks at it in plots.
 # It runs from scratch every time the site is built, so every figure comes from the current code.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 #
 # Template note (delete this paragraph): copy to `docs/notebooks/<name>.en.py` together with the
 # Korean notebook. The code cells of the two notebooks are identical except for the `LANG` line;

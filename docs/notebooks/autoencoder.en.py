@@ -13,6 +13,7 @@
 #
 # A small version of the model of the [sequence autoencoder](../autoencoder.md) lesson rebuilds one test window;
 # then `benchmarks/results/autoencoder.json`, written by `benchmarks/autoencoder.py`, gives the validation curves per bottleneck size and the readings of the strangest windows.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

@@ -13,6 +13,7 @@
 #
 # [시퀀스 오토인코더](../autoencoder.md) 장의 모델을 작게 학습해 테스트 창 하나와 그 복원을 그려 보고,
 # `benchmarks/autoencoder.py`가 저장한 `benchmarks/results/autoencoder.json`으로 병목 크기별 검증 곡선과 가장 이상한 창의 관측값을 봅니다.
+# 그림의 글자(`TEXT`)와 경고·로그 설정은 페이지에서 숨긴 설정 셀에 있고, 내려받은 노트북에는 그대로 들어 있습니다.
 
 # %%
 LANG = "ko"

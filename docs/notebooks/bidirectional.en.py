@@ -14,6 +14,7 @@
 # We check in a plot which inputs the layer of the [bidirectional RNN](../bidirectional.md) lesson sees at every position,
 # and compare the forecasting curves of the forward, backward and bidirectional GRU from
 # `benchmarks/results/forecast-curves.json`, saved by `benchmarks/forecasting.py`.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

@@ -14,6 +14,7 @@
 # [양방향 순환 신경망](../bidirectional.md) 장의 층이 위치마다 어떤 입력을 보는지 그림으로 확인하고,
 # `benchmarks/forecasting.py`가 저장한 `benchmarks/results/forecast-curves.json`으로
 # 앞 방향, 뒤 방향, 양방향 GRU의 기온 예측 곡선을 비교합니다.
+# 그림의 글자(`TEXT`)와 경고·로그 설정은 페이지에서 숨긴 설정 셀에 있고, 내려받은 노트북에는 그대로 들어 있습니다.
 
 # %%
 LANG = "ko"

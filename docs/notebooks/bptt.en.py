@@ -15,6 +15,7 @@
 # training with and without gradient clipping, and the learning curves of the multiplication problem.
 # The notebook runs from scratch every time the site is built, so every plot comes from the code as it is now.
 # Open it with `jupyter lab` from the repository root, or download the `.py` file with the button above and open it with jupytext.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

@@ -13,6 +13,7 @@
 #
 # Make the digit strips of the [image captioning](../captioning.md) chapter yourself, then plot, from the
 # `benchmarks/results/captioning.json` that `benchmarks/captioning.py` saved, both models' validation exact match per epoch, exact match by strip length, and attention weights.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

@@ -13,6 +13,7 @@
 #
 # [이미지 캡션 생성](../captioning.md) 장의 숫자 띠를 직접 만들어 보고, `benchmarks/captioning.py`가 저장한
 # `benchmarks/results/captioning.json`으로 두 모델의 에포크별 검증 완전 일치, 띠 길이별 완전 일치, 어텐션 가중치를 그립니다.
+# 그림의 글자(`TEXT`)와 경고·로그 설정은 페이지에서 숨긴 설정 셀에 있고, 내려받은 노트북에는 그대로 들어 있습니다.
 
 # %%
 LANG = "ko"

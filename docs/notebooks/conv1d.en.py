@@ -13,6 +13,7 @@
 #
 # Pictures for the [1D convolution](../conv1d.md) lesson: the feature maps of a shifted pattern, the speed measured by the
 # benchmark script, the receptive field of three ways of stacking, and the per-epoch curves of forecasting and news classification.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

@@ -14,6 +14,7 @@
 # Plots for the [gated recurrent unit (GRU)](../gru.md) lesson.
 # The multiplication-problem curves are read from the results file of `benchmarks/gated_multiplication.py`;
 # a short training run and the difference between the notes' equation and PyTorch's are computed here. The notebook runs from scratch at every site build.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

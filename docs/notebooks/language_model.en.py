@@ -13,6 +13,7 @@
 #
 # With the toy model of the [language models](../language_model.md) lesson, this notebook draws how temperature changes the next-token distribution, and measures the perplexity of Kneser–Ney n-grams of several orders.
 # Last, it plots the validation perplexity per epoch from `benchmarks/results/language-model.json`, which `benchmarks/language_model.py` wrote.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

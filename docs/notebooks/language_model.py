@@ -13,6 +13,7 @@
 #
 # [언어 모델](../language_model.md) 장의 장난감 모델로 온도가 다음 토큰의 분포를 어떻게 바꾸는지 그리고, 크네저-나이 n-그램의 차수를 바꾸며 퍼플렉서티를 잽니다.
 # 마지막으로 `benchmarks/language_model.py`가 저장한 `benchmarks/results/language-model.json`으로 에포크별 검증 퍼플렉서티를 그립니다.
+# 그림의 글자(`TEXT`)와 경고·로그 설정은 페이지에서 숨긴 설정 셀에 있고, 내려받은 노트북에는 그대로 들어 있습니다.
 
 # %%
 LANG = "ko"

@@ -14,6 +14,7 @@
 # Plots for the [long short-term memory (LSTM)](../lstm.md) lesson.
 # The curves of the multiplication problem and of the news classifier are read from the results files of the `benchmarks/` scripts;
 # for the gate plot, this notebook trains a small LSTM itself. The notebook runs from scratch at every site build.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

@@ -14,6 +14,7 @@
 # We look at the masks of the [recurrent dropout](../recurrent_dropout.md) lesson and plot the forecasting models' training and validation curves, epoch by epoch.
 # The mask plots are computed afresh at every site build. The curves are read from `benchmarks/results/forecast-curves.json`, saved by
 # `benchmarks/forecasting.py` while it trained the models to the end, so they come from the same runs as the lesson's results table.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

@@ -13,6 +13,7 @@
 #
 # We compare the review lengths of the [sentiment analysis](../sentiment.md) lesson in space tokens and in morphemes, and look at the weight the bag-of-words model learns for each morpheme.
 # Then we plot the validation accuracy per epoch and the learning curve from `benchmarks/results/sentiment.json`, saved by `benchmarks/sentiment.py`.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

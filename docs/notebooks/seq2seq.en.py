@@ -13,6 +13,7 @@
 #
 # With the Tatoeba pairs of the [translation and attention](../seq2seq.md) lesson we train a small attention model for a few epochs, translate with greedy decoding and beam search, and draw the attention weights.
 # Last, we plot BLEU by source length from `benchmarks/results/translation.json`, saved by `benchmarks/translation.py`.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

@@ -13,6 +13,7 @@
 #
 # [번역과 어텐션](../seq2seq.md) 장의 Tatoeba 문장 쌍으로 작은 어텐션 모델을 몇 에포크 학습하고, 탐욕 디코딩과 빔 서치로 번역한 뒤 어텐션 가중치를 그립니다.
 # 마지막으로 `benchmarks/translation.py`가 저장한 `benchmarks/results/translation.json`으로 원문 길이별 BLEU를 그립니다.
+# 그림의 글자(`TEXT`)와 경고·로그 설정은 페이지에서 숨긴 설정 셀에 있고, 내려받은 노트북에는 그대로 들어 있습니다.
 
 # %%
 LANG = "ko"

@@ -13,6 +13,7 @@
 #
 # We compare the models of the [stacking](../stacking.md) lesson: the training and validation curves, epoch by epoch, and the parameter counts of one GRU layer and the two stacked GRUs,
 # from `benchmarks/results/forecast-curves.json`, saved by `benchmarks/forecasting.py` while it trained the models to the end.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

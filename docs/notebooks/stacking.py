@@ -13,6 +13,7 @@
 #
 # [층 쌓기](../stacking.md) 장의 모델을 비교합니다. `benchmarks/forecasting.py`가 끝까지 학습시키며 저장한
 # `benchmarks/results/forecast-curves.json`으로 GRU 한 층과 쌓은 GRU 두 가지의 에포크별 훈련·검증 곡선을 그리고 파라미터 수를 출력합니다.
+# 그림의 글자(`TEXT`)와 경고·로그 설정은 페이지에서 숨긴 설정 셀에 있고, 내려받은 노트북에는 그대로 들어 있습니다.
 
 # %%
 LANG = "ko"

@@ -13,6 +13,7 @@
 #
 # Figures for the results of the [part-of-speech tagging](../tagging.md) lesson: accuracy per model and the
 # confusion matrices, read from `benchmarks/results/tagging.json`, which `benchmarks/tagging.py` saves.
+# The figure labels (`TEXT`) and the warning and logging settings are in a setup cell this page hides; the downloaded notebook has it.
 
 # %%
 LANG = "en"

@@ -13,6 +13,7 @@
 #
 # [품사 태깅](../tagging.md) 장의 결과를 그림으로 봅니다. `benchmarks/tagging.py`가 저장한
 # `benchmarks/results/tagging.json`에서 모델별 정확도와 혼동 행렬(confusion matrix)을 읽습니다.
+# 그림의 글자(`TEXT`)와 경고·로그 설정은 페이지에서 숨긴 설정 셀에 있고, 내려받은 노트북에는 그대로 들어 있습니다.
 
 # %%
 LANG = "ko"
