@@ -37,7 +37,7 @@ build: setup
 # examples run in order). TEST_JOBS=0 runs everything in this one process.
 TEST_JOBS ?= auto
 test: setup
-	$(BIN)/pytest -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 test-slow: setup
 	$(BIN)/pytest -m slow
