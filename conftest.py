@@ -11,6 +11,8 @@ import os
 import weakref
 from doctest import ELLIPSIS, NORMALIZE_WHITESPACE
 
+import pytest
+
 # One thread per process for the whole run: pytest and the background site build (whose
 # notebook kernels inherit this environment) share the machine's cores, and two processes with
 # two threads each on two cores make the small ops of these lessons 10-100x slower.
@@ -118,6 +120,7 @@ def _unit(path: str) -> str:
     return path.replace(".en.md", ".md") if path.startswith("docs/") else path
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest runs without xdist too (-p no:xdist)
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadfile``, with a page and its twin handed to the same worker."""
     if config.getvalue("dist") != "loadfile":
@@ -169,6 +172,7 @@ def pytest_sessionfinish(session) -> None:
         session.config.workeroutput["rnn_reused"] = RunOnce.reused
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     config = node.config
     config._rnn_reused = getattr(config, "_rnn_reused", 0) + node.workeroutput.get("rnn_reused", 0)
