@@ -137,10 +137,10 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(session, config, items):
     """Hand the longest work out first: ``make test`` gives work units (a test file; a page with its
     twin) to its workers in this order (pytest-xdist ``--dist loadfile --no-loadscope-reorder``). The
-    files that test the built site take the longest, and they wait for the background build without
-    using a core, so each starts beside a unit that computes. The rest follow, largest first. A
-    Korean page runs before its English twin, and a file's own tests keep their order (a page's
-    examples build on each other)."""
+    files that test the built site take the longest (those with the most browser tests first), and
+    they wait for the background build without using a core, so each starts beside a unit that
+    computes. The rest follow, those with the most tests first. A Korean page runs before its English
+    twin, and a file's own tests keep their order (a page's examples build on each other)."""
     units: dict[str, list] = {}
     for item in items:
         units.setdefault(_unit(item.nodeid.split("::")[0]), []).append(item)
@@ -175,4 +175,5 @@ def pytest_sessionfinish(session) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     config = node.config
-    config._rnn_reused = getattr(config, "_rnn_reused", 0) + node.workeroutput.get("rnn_reused", 0)
+    reused = getattr(node, "workeroutput", {}).get("rnn_reused", 0)  # none from a worker that crashed
+    config._rnn_reused = getattr(config, "_rnn_reused", 0) + reused

@@ -195,10 +195,6 @@ def test_search_index_holds_both_languages(site_dir):
 browser = pytest.mark.browser
 
 
-def _count(page, selector: str) -> int:
-    return page.locator(selector).count()
-
-
 @browser
 @lang_params
 @pytest.mark.parametrize("topic", BROWSER_LESSONS)
