@@ -74,6 +74,7 @@ class RunOnce:
             RunOnce.reused += 1
             return None
         for earlier in state["taken_over"]:
+            RunOnce.reused -= 1  # counted are the examples that never ran
             failure = earlier.region.evaluator.evaluator(earlier)
             if failure:
                 return f"line {earlier.line}, run again before line {example.line}: {failure}"
