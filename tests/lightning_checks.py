@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import io
 import logging
 import os
@@ -209,6 +210,19 @@ def check_swap(system: nn.Module, replacements: dict, inputs: tuple, atol: float
     assert shared or ga, "no gradient to compare"
     for name in shared:
         torch.testing.assert_close(nb[name], na[name], atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
+
+
+def load_script(path: Path, name: str, register: bool = False):
+    """The module the file at ``path`` defines (a benchmark script, a hook), imported in this process
+    under ``name``, so a test calls its functions without starting Python and torch again.
+    ``register=True`` also puts it in ``sys.modules``: worker processes (``--jobs``) find its
+    functions by name."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    if register:
+        sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_script(script, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ or feature count, missing values, a checkpoint of other data); the system is com
 and then scores a reader's CSV; the benchmark's quick mode writes the committed formats, and the page's claims
 hold in the committed full run and in the raw data (``-m slow`` runs the benchmark again)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -255,10 +254,7 @@ def datetime_hours(text: str) -> float:
 # ---- the benchmark that makes the page's tables and figures ----
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("autoencoder_benchmark", ROOT / "benchmarks" / "autoencoder.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "autoencoder.py", "autoencoder_benchmark")
 
 
 def _shape(text):

@@ -5,9 +5,7 @@ sentence alone and inside a padded batch gets the same tags; each direction sees
 input is refused clearly; on a toy that needs the right context, both directions beat one; the system
 is complete; the command line runs; the benchmark's quick mode writes the committed formats."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -233,11 +231,7 @@ LESSON_ROWS = ("dense", "gru", "gru_reversed", "bigru")
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("forecasting_benchmark", ROOT / "benchmarks" / "forecasting.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["forecasting_benchmark"] = module  # --jobs workers find the module's functions by name
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "forecasting.py", "forecasting_benchmark", register=True)
 
 
 def _table_shape(text):

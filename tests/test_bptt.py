@@ -8,10 +8,7 @@ benchmarks' quick modes."""
 import csv
 import json
 import statistics
-import importlib.util
 import math
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -542,11 +539,7 @@ def test_command_line_trains_and_checkpoint_loads(tmp_path, monkeypatch):
 # ---- the benchmarks' quick modes ----
 
 def _benchmark(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # worker processes find the module's functions by name
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / f"{name}.py", name, register=True)
 
 
 def test_bptt_benchmark_quick_mode(tmp_path):

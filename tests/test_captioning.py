@@ -7,7 +7,6 @@ decoding; attention weights are distributions over the columns; the system passe
 the benchmark writes the committed formats, and the page's claims hold in the committed full run
 (``-m slow`` runs it again)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -289,10 +288,7 @@ def test_command_line_fits_then_captions_the_readers_image(tmp_path, monkeypatch
 # ---- the benchmark that makes the page's tables and figures ----
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("captioning_benchmark", ROOT / "benchmarks" / "captioning.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "captioning.py", "captioning_benchmark")
 
 
 def _shape(text):

@@ -4,10 +4,8 @@ formulas hold; a shifted pattern keeps its global maximum; padding never changes
 is refused with a clear error; binary accuracy thresholds logits at 0; every system passes the
 Lightning checks; the command line works; the benchmarks' quick modes write the committed formats."""
 
-import importlib.util
 import itertools
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -46,11 +44,7 @@ def one_thread():
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # --jobs workers find the module's functions by name
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / f"{name}.py", name, register=True)
 
 
 GRID = [(L, k, s, p, d) for L, k, s, p, d in itertools.product((7, 20), (1, 3, 5), (1, 2, 3), (0, 2), (1, 2))

@@ -2,12 +2,13 @@
 stack and the torch.nn.Conv1d one compute the same function; the quick mode writes the committed
 table format; the claims the pages make hold in the committed full run and (-m slow) in a fresh one."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+
+import lightning_checks as lk
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -22,10 +23,7 @@ def one_thread():
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("conv_speed_benchmark", ROOT / "benchmarks" / "conv_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "conv_speed.py", "conv_speed_benchmark")
 
 
 def _table_shape(text):

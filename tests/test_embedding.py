@@ -4,7 +4,6 @@ clearly, the word2vec pieces follow their formulas, the batch streams shard over
 ranks, the system is complete (predict, checkpoint, resume, DDP, bf16, swap, command line) and
 training on the Korean corpus reproduces the page's numbers."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -451,10 +450,7 @@ def test_training_reproduces_the_page_and_puts_related_words_together(korean, mo
 # ---- the benchmark ----
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("embedding_vs_gensim", ROOT / "benchmarks" / "embedding_vs_gensim.py")
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)  # in this process: no second start of torch
-    return benchmark
+    return lk.load_script(ROOT / "benchmarks" / "embedding_vs_gensim.py", "embedding_vs_gensim")
 
 
 def test_fast_loop_lowers_the_loss(korean):

@@ -6,7 +6,6 @@ reset each epoch, exp(loss) = perplexity), padding never changes an answer, weig
 command line (fit → complete), the Kneser–Ney baseline (sums to 1; equals nltk), and the benchmark's
 tables and the page's claims against its JSON (``-m slow`` runs it again)."""
 
-import importlib.util
 import itertools
 import json
 import math
@@ -32,10 +31,7 @@ WORDS = ["<pad>", "<unk>", "<eos>", *"abcdefghi"]
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("language_model_benchmark", ROOT / "benchmarks" / "language_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "language_model.py", "language_model_benchmark")
 
 
 # ---- vocabulary and stream ----

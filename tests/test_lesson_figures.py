@@ -1,10 +1,11 @@
 """benchmarks/lesson_figures.py: the figures the LSTM and Conv1D pages show, and the numbers their sentences quote."""
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
+
+import lightning_checks as lk
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = {"lstm": "lstm-gates", "conv1d": "conv1d-receptive-field"}
@@ -12,10 +13,7 @@ HANGUL = re.compile("[\uac00-\ud7a3]")
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("lesson_figures", ROOT / "benchmarks" / "lesson_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "lesson_figures.py", "lesson_figures")
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
+
+import lightning_checks as lk
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,9 +19,7 @@ def prerun(tmp_path, monkeypatch):
     for folder in ("lessons", "docs/notebooks", "benchmarks/results"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     shutil.copy(ROOT / "requirements.txt", tmp_path)
-    spec = importlib.util.spec_from_file_location("prerun_under_test", ROOT / "hooks" / "prerun.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = lk.load_script(ROOT / "hooks" / "prerun.py", "prerun_under_test")
     monkeypatch.setattr(module, "ROOT", tmp_path)
     monkeypatch.setenv("RNN_NOTEBOOK_CACHE_DIR", str(tmp_path / "cache"))
     return module

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
+
+import lightning_checks as lk
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -18,10 +19,7 @@ FIGURES = {"bptt-gradient-norms": "bptt", "rnn-loss": "rnn"}
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("page_figures", ROOT / "benchmarks" / "page_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "page_figures.py", "page_figures")
 
 
 @pytest.fixture(scope="module")

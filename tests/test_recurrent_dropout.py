@@ -4,7 +4,6 @@ tensors, initial states, unbatched and packed input; its masks are constant over
 changes an answer; bad input is refused clearly; the system is complete (predict, checkpoint, resume,
 DDP, bf16, swap); the command line runs; the benchmark's quick mode writes the committed format."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -280,10 +279,7 @@ def test_command_line_trains_and_checkpoint_loads(tmp_path, monkeypatch):
 # ---- the benchmark that makes the page's tables ----
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("forecasting_benchmark", ROOT / "benchmarks" / "forecasting.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "forecasting.py", "forecasting_benchmark")
 
 
 def _table_shape(text):

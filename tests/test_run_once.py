@@ -4,7 +4,6 @@ departs from its twin first runs what it took over, so its own namespace is comp
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,14 @@ from sybil import Sybil
 from sybil.example import SybilFailure
 from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
 
+import lightning_checks as lk
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def run_once(monkeypatch):
-    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = lk.load_script(ROOT / "conftest.py", "root_conftest")
     monkeypatch.setattr(module.RunOnce, "enabled", True)
     return module
 

@@ -7,7 +7,6 @@ a reader's sentence; the benchmark's quick mode writes the committed formats, an
 hold in the committed full run (``-m slow`` runs it again)."""
 
 import gzip
-import importlib.util
 import json
 from pathlib import Path
 
@@ -253,10 +252,7 @@ def test_command_line_fits_then_labels_the_readers_text(tmp_path, monkeypatch, c
 # ---- the benchmark that makes the page's tables ----
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("sentiment_benchmark", ROOT / "benchmarks" / "sentiment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "sentiment.py", "sentiment_benchmark")
 
 
 def _shape(text):

@@ -8,7 +8,6 @@ committed formats, the committed tables are the render of the committed JSON and
 
 import collections
 import gzip
-import importlib.util
 import json
 from pathlib import Path
 
@@ -249,10 +248,7 @@ def test_command_line_fits_then_translates(tmp_path, monkeypatch, capsys):
 # ---- the benchmark that makes the page's tables ----
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("translation_benchmark", ROOT / "benchmarks" / "translation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "translation.py", "translation_benchmark")
 
 
 def _shape(text):

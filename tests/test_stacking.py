@@ -4,7 +4,6 @@ layers, the lessons' and recurrent dropout layers; every layer reads the whole s
 bad input is refused clearly; the system is complete; the command line runs; the benchmark's quick
 mode writes the committed table format."""
 
-import importlib.util
 import json
 import statistics
 from pathlib import Path
@@ -181,10 +180,7 @@ def test_command_line_trains_and_checkpoint_loads(tmp_path, monkeypatch):
 # ---- the benchmark that makes the page's table ----
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("forecasting_benchmark", ROOT / "benchmarks" / "forecasting.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "forecasting.py", "forecasting_benchmark")
 
 
 def _table_shape(text):

@@ -6,7 +6,6 @@ course's Lightning checks, the command line fits and predicts, and the benchmark
 page's claims match its JSON."""
 
 import gzip
-import importlib.util
 import json
 from pathlib import Path
 
@@ -281,10 +280,7 @@ def test_command_line_fits_then_predicts_with_the_checkpoint(tmp_path):
 # ---- the benchmark that makes the page's tables ----
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("tagging_benchmark", ROOT / "benchmarks" / "tagging.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lk.load_script(ROOT / "benchmarks" / "tagging.py", "tagging_benchmark")
 
 
 def _shape(results):
